@@ -1,0 +1,70 @@
+// CPU GEMM through OpenBLAS (sgemm/dgemm); transposed views go to BLAS without a copy.
+#include <cblas.h>
+
+#include "core/cpu/loops.h"
+#include "core/kernels.h"
+
+namespace ld::cpu {
+
+namespace {
+
+// Describes a strided [m, k] matrix for BLAS: row-major with leading dim, possibly transposed.
+struct MatLayout {
+  bool trans = false;
+  int64_t ld = 0;
+};
+
+bool blas_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs, MatLayout& l) {
+  if (cs == 1 && (rs >= std::max<int64_t>(cols, 1) || rows == 1)) {
+    l = {false, rows == 1 ? std::max<int64_t>(cols, 1) : rs};
+    return true;
+  }
+  if (rs == 1 && (cs >= std::max<int64_t>(rows, 1) || cols == 1)) {
+    l = {true, cols == 1 ? std::max<int64_t>(rows, 1) : cs};
+    return true;
+  }
+  return false;
+}
+
+template <class T>
+void gemm_one(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
+              const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemm(CblasRowMajor, TA, TB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  else
+    cblas_dgemm(CblasRowMajor, TA, TB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+}  // namespace
+
+void bmm(const Tensor& out, const Tensor& a_in, const Tensor& b_in, double alpha, double beta) {
+  const int64_t B = out.size(0), m = out.size(1), n = out.size(2), k = a_in.size(2);
+  Tensor a = a_in, b = b_in;
+  MatLayout la, lb;
+  if (!blas_layout(m, k, a.stride(1), a.stride(2), la)) {
+    a = a.contiguous();
+    blas_layout(m, k, a.stride(1), a.stride(2), la);
+  }
+  if (!blas_layout(k, n, b.stride(1), b.stride(2), lb)) {
+    b = b.contiguous();
+    blas_layout(k, n, b.stride(1), b.stride(2), lb);
+  }
+  LD_CHECK(out.stride(2) == 1 && out.stride(1) == n, "bmm: output must be contiguous, got {}",
+           out.desc());
+  LD_DISPATCH_FLOAT(out.dtype(), "matmul", [&] {
+    using T = scalar_t;
+    const T* ap = static_cast<const T*>(a.raw_data());
+    const T* bp = static_cast<const T*>(b.raw_data());
+    T* cp = static_cast<T*>(out.raw_data());
+    if (k == 0) {
+      for (int64_t i = 0; i < B * m * n; ++i) cp[i] = beta == 0 ? T(0) : T(beta) * cp[i];
+      return;
+    }
+    for (int64_t i = 0; i < B; ++i)
+      gemm_one<T>(la.trans, lb.trans, m, n, k, T(alpha), ap + i * a.stride(0), la.ld,
+                  bp + i * b.stride(0), lb.ld, T(beta), cp + i * m * n, n);
+  });
+}
+
+}  // namespace ld::cpu
