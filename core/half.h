@@ -1,5 +1,6 @@
 // bf16 / f16 storage types and their conversions, bit-identical to CUDA's __float2bfloat16_rn and
-// __float2half_rn (round to nearest even; NaN becomes the canonical 0x7FFF, as CUDA does).
+// __float2half_rn (round to nearest even; NaN becomes the canonical 0x7FFF, as CUDA does), and
+// back, bit-identical to __half2float / __bfloat162float (f16 NaN -> 0x7FFFFFFF).
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -58,7 +59,8 @@ LD_HD inline uint16_t float_to_f16_bits(float f) {
 
 LD_HD inline float f16_bits_to_float(uint16_t h) {
   uint32_t sign = uint32_t(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
-  if (e == 0x1f) return bits_f32(sign | 0x7f800000u | (m << 13));
+  // Inf keeps its sign; every NaN becomes the canonical 0x7FFFFFFF, as CUDA's __half2float does.
+  if (e == 0x1f) return bits_f32(m ? 0x7fffffffu : (sign | 0x7f800000u));
   if (e == 0) {
     if (m == 0) return bits_f32(sign);
     // subnormal: m * 2^-24
