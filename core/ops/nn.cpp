@@ -20,10 +20,6 @@ namespace ld {
 
 namespace {
 
-// Statistics (mean/rstd, per-row losses) are f64 for f64 inputs and f32 otherwise, so bf16/f16
-// activations on CUDA keep f32 statistics. On the CPU (f32/f64 only) this is the input's dtype.
-DType stat_dtype(DType t) { return t == DType::f64 ? DType::f64 : DType::f32; }
-
 void check_floating(const char* op, const char* what, const Tensor& t) {
   LD_CHECK(t.defined(), "{}: {} is undefined", op, what);
   LD_CHECK(is_floating(t.dtype()), "{}: {} must be floating point, got {}", op, what, t.desc());
@@ -107,8 +103,9 @@ Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, double eps)
   Tensor wd = w.defined() ? w.detach().contiguous() : Tensor();
   Tensor bd = b.defined() ? b.detach().contiguous() : Tensor();
   Tensor y = Tensor::empty(xs, x.dtype(), x.device());
-  Tensor mean = Tensor::empty({rows}, stat_dtype(x.dtype()), x.device());
-  Tensor rstd = Tensor::empty({rows}, stat_dtype(x.dtype()), x.device());
+  // mean/rstd have x's dtype, as both backends read and write them (accumulation is wider).
+  Tensor mean = Tensor::empty({rows}, x.dtype(), x.device());
+  Tensor rstd = Tensor::empty({rows}, x.dtype(), x.device());
   Tensor y2 = y.view({rows, n});
   LD_DISPATCH_DEVICE(x, layer_norm_fwd, y2, mean, rstd, x2, wd, bd, eps);
   if (!needs_grad({&x, &w, &b})) return y;
@@ -136,7 +133,7 @@ Tensor rms_norm(const Tensor& x, const Tensor& w, double eps) {
   Tensor x2 = x.detach().contiguous().view({rows, n});
   Tensor wd = w.defined() ? w.detach().contiguous() : Tensor();
   Tensor y = Tensor::empty(xs, x.dtype(), x.device());
-  Tensor rstd = Tensor::empty({rows}, stat_dtype(x.dtype()), x.device());
+  Tensor rstd = Tensor::empty({rows}, x.dtype(), x.device());
   Tensor y2 = y.view({rows, n});
   LD_DISPATCH_DEVICE(x, rms_norm_fwd, y2, rstd, x2, wd, eps);
   if (!needs_grad(x, w)) return y;
@@ -245,7 +242,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
       ++count;
     }
   }
-  const DType sdt = stat_dtype(logits.dtype());
+  // Per-row loss/lse (and grad_row in backward) have the logits' dtype, as both backends read and
+  // write them (the kernels accumulate in f32 or wider).
+  const DType sdt = logits.dtype();
   Tensor xc = logits.detach().contiguous();
   Tensor loss = Tensor::empty({N}, sdt, logits.device());
   Tensor lse = Tensor::empty({N}, sdt, logits.device());
@@ -256,7 +255,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
     // Mean over the counted rows; 0 counted rows gives nan (as torch), never a silent 0.
     const double inv =
         count > 0 ? 1.0 / static_cast<double>(count) : std::numeric_limits<double>::quiet_NaN();
-    out = mul(sum(loss), inv).to(logits.dtype());
+    out = mul(sum(loss), inv);
   }
   const double row_scale = count > 0 ? 1.0 / static_cast<double>(count) : 0.0;
   return record("cross_entropy", out, {logits}, [=](const Tensor& g) {
