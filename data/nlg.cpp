@@ -133,6 +133,7 @@ NlgDataset parse_dart(std::string_view text, const std::string& name) {
   const std::vector<size_t> offs = top_level_array_offsets(text);
   LD_CHECK(offs.size() == doc.size(), "{}: found {} array elements, parser found {}", name,
            offs.size(), doc.size());
+  const std::vector<int64_t> entry_lines = lines_of_offsets(text, offs);
 
   NlgDataset ds;
   ds.task = "dart";
@@ -141,7 +142,7 @@ NlgDataset parse_dart(std::string_view text, const std::string& name) {
   examples.reserve(doc.size());
   for (size_t k = 0; k < doc.size(); ++k) {
     const nlohmann::json& entry = doc[k];
-    const int64_t line = line_of_offset(text, offs[k]);
+    const int64_t line = entry_lines[k];
     auto bad = [&](const std::string& what) {
       LD_FAIL("{}:{}: DART entry {}: {}", name, line, k, what);
     };

@@ -1,6 +1,7 @@
 // Low-level text input for the dataset readers: file reads, UTF-8 validation, TSV, CSV and JSON.
 #include "data/text_io.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -65,6 +66,20 @@ int64_t line_of_offset(std::string_view text, size_t offset) {
   int64_t line = 1;
   for (size_t i = 0; i < offset; ++i) line += text[i] == '\n';
   return line;
+}
+
+std::vector<int64_t> lines_of_offsets(std::string_view text, const std::vector<size_t>& offsets) {
+  std::vector<int64_t> lines;
+  lines.reserve(offsets.size());
+  int64_t line = 1;
+  size_t pos = 0;
+  for (size_t off : offsets) {
+    LD_CHECK(off >= pos, "lines_of_offsets: offsets must ascend");
+    off = std::min(off, text.size());
+    for (; pos < off; ++pos) line += text[pos] == '\n';
+    lines.push_back(line);
+  }
+  return lines;
 }
 
 void check_utf8(std::string_view text, const std::string& name) {

@@ -21,6 +21,9 @@ size_t find_invalid_utf8(std::string_view s);
 // 1-based line number of byte `offset` in `text` (lines separated by '\n').
 int64_t line_of_offset(std::string_view text, size_t offset);
 
+// 1-based line numbers of ascending byte offsets, in one pass over `text`.
+std::vector<int64_t> lines_of_offsets(std::string_view text, const std::vector<size_t>& offsets);
+
 // Throws ld::Error "<name>:<line>: invalid UTF-8 ..." when `text` is not valid UTF-8.
 void check_utf8(std::string_view text, const std::string& name);
 
