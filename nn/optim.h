@@ -30,6 +30,11 @@ class AdamW {
   double lr() const { return opt_.lr; }
   const AdamWOptions& options() const { return opt_; }
   const std::vector<std::pair<std::string, Tensor>>& params() const { return params_; }
+  std::vector<Tensor> parameters_for_clip() const {
+    std::vector<Tensor> v;
+    for (auto& [n, p] : params_) v.push_back(p);
+    return v;
+  }
 
   // Moments as "<name>.exp_avg" / "<name>.exp_avg_sq" and step counts, for checkpoints.
   std::map<std::string, Tensor> state_tensors() const;
