@@ -222,6 +222,13 @@ Hyper Preset::resolve(const std::string& model, const std::string& task) const {
   return h;
 }
 
+Hyper Preset::resolve(const ExperimentPreset& e, const std::string& model,
+                      const std::string& task) const {
+  Hyper h = resolve(model, task);
+  h.merge(e.override_);
+  return h;
+}
+
 std::string Preset::expand(const std::string& s) const {
   std::string out = s;
   for (auto [k, v] : {std::pair<std::string, std::string>{"${assets}", assets_dir},
@@ -258,9 +265,11 @@ std::string Preset::to_json() const {
                          {"seeds", e.seeds.empty() ? seeds : e.seeds},
                          {"sample_proportions", e.sample_proportions},
                          {"histograms", e.histograms},
-                         {"hist_bins", e.hist_bins}};
+                         {"hist_bins", e.hist_bins},
+                         {"enabled", e.enabled},
+                         {"disabled_reason", e.disabled_reason}};
     for (const auto& m : e.models)
-      for (const auto& t : e.tasks) je["resolved"][m][t] = hyper_json(resolve(m, t));
+      for (const auto& t : e.tasks) je["resolved"][m][t] = hyper_json(resolve(e, m, t));
     j["experiments"][e.name] = je;
   }
   return j.dump();
@@ -411,10 +420,19 @@ Preset parse_preset(const std::string& text, const std::string& source_name) {
           else if (s == "hist_bins") {
             e.hist_bins = get_int(c, s, fn);
             check_positive(c, fn, s, static_cast<double>(e.hist_bins));
-          } else
+          } else if (s == "override") {
+            for (auto&& [hk, hn] : get_table(c, sec + ".override", fn))
+              if (!hyper_key(c, std::string(hk.str()), hn, e.override_))
+                unknown_key(c, hk, sec + ".override", kHyperKeys);
+          } else if (s == "enabled")
+            e.enabled = get_bool(c, s, fn);
+          else if (s == "disabled_reason")
+            e.disabled_reason = get_string(c, s, fn);
+          else
             unknown_key(c, fk, sec,
                         "description, produces, models, methods, tasks, seeds, "
-                        "sample_proportions, histograms, hist_bins");
+                        "sample_proportions, histograms, hist_bins, override, enabled, "
+                        "disabled_reason");
         }
         for (const char* req : {"models", "methods", "tasks"})
           if ((std::string(req) == "models"    ? e.models
@@ -422,6 +440,9 @@ Preset parse_preset(const std::string& text, const std::string& source_name) {
                                                : e.tasks)
                   .empty())
             fail_at(c, en.source(), fmt::format("[{}] needs a non-empty '{}'", sec, req));
+        if (!e.enabled && e.disabled_reason.empty())
+          fail_at(c, en.source(),
+                  fmt::format("[{}] is disabled: say why in 'disabled_reason'", sec));
         exps.emplace_back(e, en.source());
       }
     } else {
@@ -456,8 +477,8 @@ Preset parse_preset(const std::string& text, const std::string& source_name) {
                 fmt::format("[experiment.{}]: unknown method '{}' (known: {})", e.name,
                             e.methods[i], fmt::join(km, ", ")));
     for (const auto& m : e.models)
-      for (size_t i = 0; i < e.tasks.size(); ++i) {
-        Hyper h = p.resolve(m, e.tasks[i]);
+      for (size_t i = 0; i < e.tasks.size() && e.enabled; ++i) {
+        Hyper h = p.resolve(e, m, e.tasks[i]);
         std::vector<std::string> missing;
         if (!h.lr) missing.push_back("lr");
         if (!h.epochs && !h.max_steps) missing.push_back("epochs (or max_steps)");

@@ -51,6 +51,11 @@ struct ExperimentPreset {
   std::vector<double> sample_proportions;  // sensitivity experiment: one LoRA-drop run each
   bool histograms = false;                 // store per-layer ||ΔW x||² histograms
   int64_t hist_bins = 50;
+  Hyper override_;  // [experiment.X.override]: applied last, to every model and task
+  // A disabled experiment is parsed and reference-checked but not required to be complete;
+  // runners skip it and print the reason (e.g. settings the paper states that are not recorded).
+  bool enabled = true;
+  std::string disabled_reason;
 };
 
 struct Preset {
@@ -67,8 +72,10 @@ struct Preset {
   std::vector<ExperimentPreset> experiments;  // in file order
 
   const ExperimentPreset& experiment(const std::string& name) const;  // throws when absent
-  // defaults <- model <- model.task; throws when the model is unknown.
+  // defaults <- model <- model.task (<- the experiment's override); throws when the model is
+  // unknown.
   Hyper resolve(const std::string& model, const std::string& task) const;
+  Hyper resolve(const ExperimentPreset& e, const std::string& model, const std::string& task) const;
   // Replaces ${assets} and ${data} by assets_dir and data_dir.
   std::string expand(const std::string& s) const;
   // The whole preset, every (experiment, model, task) resolved, as JSON text (the results file's
