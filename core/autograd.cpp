@@ -13,6 +13,25 @@ namespace {
 thread_local bool t_grad_enabled = true;
 }
 
+// Destroying a node drops its inputs, whose impls may hold the only reference to the next node:
+// naive destruction recurses once per graph level. The outermost destructor drains a worklist;
+// nested ones hand their inputs to it instead of recursing.
+Node::~Node() {
+  thread_local std::vector<Tensor>* pending = nullptr;
+  if (pending) {
+    for (Tensor& t : inputs) pending->push_back(std::move(t));
+    return;
+  }
+  std::vector<Tensor> work = std::move(inputs);
+  backward = nullptr;  // captured tensors go now, while the worklist is active
+  pending = &work;
+  while (!work.empty()) {
+    Tensor t = std::move(work.back());
+    work.pop_back();
+  }
+  pending = nullptr;
+}
+
 bool grad_enabled() { return t_grad_enabled; }
 void set_grad_enabled(bool on) { t_grad_enabled = on; }
 
@@ -47,8 +66,10 @@ Tensor sum_to(const Tensor& grad, const Shape& shape) {
   LD_CHECK(lead >= 0, "sum_to: cannot reduce {} to {}", grad.desc(), shape_str(shape));
   std::vector<int64_t> dims;
   for (int64_t i = 0; i < grad.dim(); ++i) {
-    if (i < lead) dims.push_back(i);
-    else if (shape[i - lead] == 1 && grad.size(i) != 1) dims.push_back(i);
+    if (i < lead)
+      dims.push_back(i);
+    else if (shape[i - lead] == 1 && grad.size(i) != 1)
+      dims.push_back(i);
   }
   Tensor r = dims.empty() ? grad : sum(grad, dims, /*keepdim=*/true);
   return r.reshape(shape);
@@ -80,21 +101,23 @@ void Tensor::backward(const Tensor& grad_in, bool retain_graph) const {
     return;
   }
 
-  // Topological order (iterative DFS, post-order).
-  std::vector<Node*> order;
+  // Topological order (iterative DFS, post-order). `order` holds strong references: freeing a
+  // node's inputs below would otherwise destroy nodes that are still to be visited.
+  std::vector<std::shared_ptr<Node>> order;
   std::unordered_set<Node*> visited;
-  std::vector<std::pair<Node*, size_t>> stack{{grad_fn().get(), 0}};
+  std::vector<std::pair<std::shared_ptr<Node>, size_t>> stack{{grad_fn(), 0}};
   visited.insert(grad_fn().get());
   while (!stack.empty()) {
-    auto& [n, i] = stack.back();
+    Node* n = stack.back().first.get();
+    size_t& i = stack.back().second;
     if (i < n->inputs.size()) {
       const Tensor& in = n->inputs[i++];
       if (in.defined() && in.grad_fn() && !visited.count(in.grad_fn().get())) {
         visited.insert(in.grad_fn().get());
-        stack.push_back({in.grad_fn().get(), 0});
+        stack.emplace_back(in.grad_fn(), 0);
       }
     } else {
-      order.push_back(n);
+      order.push_back(std::move(stack.back().first));
       stack.pop_back();
     }
   }
@@ -102,7 +125,7 @@ void Tensor::backward(const Tensor& grad_in, bool retain_graph) const {
   std::unordered_map<Node*, Tensor> grads;
   grads[grad_fn().get()] = seed;
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    Node* n = *it;
+    Node* n = it->get();
     auto gi = grads.find(n);
     if (gi == grads.end()) continue;  // no gradient reached this node
     Tensor g = std::move(gi->second);

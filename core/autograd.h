@@ -19,6 +19,8 @@ struct Node {
   BackwardFn backward;
   Shape out_shape;
   DType out_dtype = DType::f32;
+  // Releases the inputs iteratively, so dropping a deep graph cannot overflow the stack.
+  ~Node();
 };
 
 bool grad_enabled();

@@ -81,8 +81,14 @@ Tensor Tensor::scalar(double value, DType dtype, Device device) {
 // ---------------- metadata ----------------
 const Shape& Tensor::shape() const { return checked(impl_).shape; }
 const Shape& Tensor::strides() const { return checked(impl_).strides; }
-int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim())]; }
-int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim())]; }
+int64_t Tensor::size(int64_t d) const {
+  LD_CHECK(dim() > 0, "size({}) of a 0-d tensor {}", d, desc());
+  return shape()[wrap_dim(d, dim())];
+}
+int64_t Tensor::stride(int64_t d) const {
+  LD_CHECK(dim() > 0, "stride({}) of a 0-d tensor {}", d, desc());
+  return strides()[wrap_dim(d, dim())];
+}
 int64_t Tensor::numel() const { return shape_numel(shape()); }
 int64_t Tensor::offset() const { return checked(impl_).offset; }
 DType Tensor::dtype() const { return checked(impl_).dtype; }
@@ -272,6 +278,10 @@ static Shape infer_shape(const Shape& shape, int64_t numel) {
 // Strides for viewing (shape, strides) as new_shape without copying, if possible (as PyTorch).
 static bool view_strides(const Shape& shape, const Shape& strides, const Shape& ns, Shape& out) {
   out.assign(ns.size(), 0);
+  if (shape.empty()) {  // a 0-d tensor views as any all-ones shape
+    out.assign(ns.size(), 1);
+    return true;
+  }
   if (shape_numel(shape) == 0) {
     out = contiguous_strides(ns);
     return true;

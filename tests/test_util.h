@@ -63,6 +63,7 @@ inline void gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f
     if (x.defined() && is_floating(x.dtype())) {
       ASSERT_EQ(x.dtype(), DType::f64) << "gradcheck needs f64 inputs";
       x.set_requires_grad(true);
+      x.zero_grad();  // an input reused across checks must not carry an earlier gradient
     }
   Tensor y0 = f(inputs);
   Tensor w = randn(y0.shape(), 12345);

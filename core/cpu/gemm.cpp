@@ -40,6 +40,7 @@ void gemm_one(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const 
 
 void bmm(const Tensor& out, const Tensor& a_in, const Tensor& b_in, double alpha, double beta) {
   const int64_t B = out.size(0), m = out.size(1), n = out.size(2), k = a_in.size(2);
+  if (B == 0 || m == 0 || n == 0) return;  // nothing to write (BLAS rejects ldc = 0)
   Tensor a = a_in, b = b_in;
   MatLayout la, lb;
   if (!blas_layout(m, k, a.stride(1), a.stride(2), la)) {
