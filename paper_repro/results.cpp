@@ -1206,7 +1206,7 @@ void write_sample_results(const std::string& path, uint64_t seed) {
     f.write_run(r);
   };
   const std::vector<std::pair<std::string, std::string>> tasks = {{"rte", "accuracy"},
-                                                                  {"stsb", "pearson"}};
+                                                                  {"sts-b", "pearson"}};
   for (const auto& [task, metric] : tasks)
     for (int64_t s = 0; s < 3; ++s) {
       run({"main", "tiny", "full", task, s}, metric, 0.80, false, false, 1.0);
@@ -1230,7 +1230,7 @@ void write_sample_results(const std::string& path, uint64_t seed) {
                           "main",
                           "tiny",
                           {"full", "lora", "loradrop"},
-                          {"rte", "stsb"}});
+                          {"rte", "sts-b"}});
   f.write_table(TableSpec{"sample_proportion",
                           "Synthetic sample-proportion table (sample data)",
                           "sample_proportion",
