@@ -19,7 +19,8 @@ T req(const json& j, const char* key, const std::string& origin) {
   try {
     return j[key].get<T>();
   } catch (const json::exception& e) {
-    LD_FAIL("{}: config key '{}' has the wrong type ({}): {}", origin, key, j[key].dump(), e.what());
+    LD_FAIL("{}: config key '{}' has the wrong type ({}): {}", origin, key, j[key].dump(),
+            e.what());
   }
 }
 
@@ -29,7 +30,8 @@ T opt(const json& j, const char* key, T def, const std::string& origin) {
   try {
     return j[key].get<T>();
   } catch (const json::exception& e) {
-    LD_FAIL("{}: config key '{}' has the wrong type ({}): {}", origin, key, j[key].dump(), e.what());
+    LD_FAIL("{}: config key '{}' has the wrong type ({}): {}", origin, key, j[key].dump(),
+            e.what());
   }
 }
 
@@ -65,8 +67,10 @@ ModelConfig parse_config(const std::string& text, const std::string& origin) {
   if (j.contains("bos_token_id") && !j["bos_token_id"].is_null())
     c.bos_token_id = req<int64_t>(j, "bos_token_id", origin);
   if (j.contains("eos_token_id") && !j["eos_token_id"].is_null()) {
-    if (j["eos_token_id"].is_array()) c.eos_token_ids = req<std::vector<int64_t>>(j, "eos_token_id", origin);
-    else c.eos_token_ids = {req<int64_t>(j, "eos_token_id", origin)};
+    if (j["eos_token_id"].is_array())
+      c.eos_token_ids = req<std::vector<int64_t>>(j, "eos_token_id", origin);
+    else
+      c.eos_token_ids = {req<int64_t>(j, "eos_token_id", origin)};
   }
   c.tie_word_embeddings = opt<bool>(j, "tie_word_embeddings", c.model_type != "llama", origin);
   if (c.is_encoder()) {
@@ -111,8 +115,10 @@ ModelConfig parse_config(const std::string& text, const std::string& origin) {
   if (j.contains("id2label") && j["id2label"].is_object()) {
     for (auto& [k, v] : j["id2label"].items()) c.id2label[std::stoll(k)] = v.get<std::string>();
   }
-  if (j.contains("num_labels")) c.num_labels = req<int64_t>(j, "num_labels", origin);
-  else if (!c.id2label.empty()) c.num_labels = static_cast<int64_t>(c.id2label.size());
+  if (j.contains("num_labels"))
+    c.num_labels = req<int64_t>(j, "num_labels", origin);
+  else if (!c.id2label.empty())
+    c.num_labels = static_cast<int64_t>(c.id2label.size());
   c.problem_type = opt<std::string>(j, "problem_type", "", origin);
   LD_CHECK(c.problem_type.empty() || c.problem_type == "regression" ||
                c.problem_type == "single_label_classification" ||

@@ -6,8 +6,11 @@
 namespace ld::nn {
 
 EncoderEmbeddings::EncoderEmbeddings(const ModelConfig& c, DType dt)
-    : Module("EncoderEmbeddings"), roberta_(c.model_type == "roberta"), pad_(c.pad_token_id.value_or(0)) {
-  register_module("word_embeddings", std::make_shared<Embedding>(c.vocab_size, c.hidden_size, pad_, dt));
+    : Module("EncoderEmbeddings"),
+      roberta_(c.model_type == "roberta"),
+      pad_(c.pad_token_id.value_or(0)) {
+  register_module("word_embeddings",
+                  std::make_shared<Embedding>(c.vocab_size, c.hidden_size, pad_, dt));
   register_module("position_embeddings",
                   std::make_shared<Embedding>(c.max_position_embeddings, c.hidden_size,
                                               roberta_ ? pad_ : -1, dt));
@@ -29,16 +32,19 @@ Tensor EncoderEmbeddings::roberta_position_ids(const Tensor& ids, int64_t paddin
 
 Tensor EncoderEmbeddings::forward(const Tensor& ids, const Tensor& token_type_ids) {
   LD_NVTX_RANGE(range_name());
-  LD_CHECK(ids.dim() == 2 && ids.dtype() == DType::i64, "embeddings: ids must be i64 [B, T], got {}",
-           ids.desc());
+  LD_CHECK(ids.dim() == 2 && ids.dtype() == DType::i64,
+           "embeddings: ids must be i64 [B, T], got {}", ids.desc());
   const int64_t B = ids.size(0), T = ids.size(1);
   Tensor pos;
   if (roberta_) {
     pos = roberta_position_ids(ids, pad_);
   } else {
-    pos = arange(0, static_cast<double>(T), 1, DType::i64, ids.device()).reshape({1, T}).expand({B, T});
+    pos = arange(0, static_cast<double>(T), 1, DType::i64, ids.device())
+              .reshape({1, T})
+              .expand({B, T});
   }
-  Tensor tt = token_type_ids.defined() ? token_type_ids : Tensor::zeros({B, T}, DType::i64, ids.device());
+  Tensor tt =
+      token_type_ids.defined() ? token_type_ids : Tensor::zeros({B, T}, DType::i64, ids.device());
   Tensor x = child<Embedding>("word_embeddings").forward(ids) +
              child<Embedding>("token_type_embeddings").forward(tt);
   x = x + child<Embedding>("position_embeddings").forward(pos.contiguous());
@@ -59,7 +65,9 @@ EncoderSelfAttention::EncoderSelfAttention(const ModelConfig& c, DType dt)
 Tensor EncoderSelfAttention::forward(const Tensor& x, const Tensor& key_mask) {
   LD_NVTX_RANGE(range_name());
   const int64_t B = x.size(0), T = x.size(1);
-  auto heads = [&](const Tensor& t) { return t.view({B, T, heads_, head_dim_}).permute({0, 2, 1, 3}); };
+  auto heads = [&](const Tensor& t) {
+    return t.view({B, T, heads_, head_dim_}).permute({0, 2, 1, 3});
+  };
   Tensor q = heads(child<Linear>("query").forward(x));
   Tensor k = heads(child<Linear>("key").forward(x));
   Tensor v = heads(child<Linear>("value").forward(x));
@@ -68,11 +76,13 @@ Tensor EncoderSelfAttention::forward(const Tensor& x, const Tensor& key_mask) {
     ctx = scaled_dot_product_attention(q, k, v, key_mask, false);
   } else {
     // Explicit path so that attention probabilities can be dropped out, as HF's eager attention.
-    Tensor scores = matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(head_dim_)));
+    Tensor scores =
+        matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(head_dim_)));
     Tensor bias;
     if (key_mask.defined())
-      bias = where(key_mask.reshape({B, 1, 1, T}), Tensor::zeros({}, x.dtype(), x.device()),
-                   Tensor::full({}, -std::numeric_limits<double>::infinity(), x.dtype(), x.device()));
+      bias =
+          where(key_mask.reshape({B, 1, 1, T}), Tensor::zeros({}, x.dtype(), x.device()),
+                Tensor::full({}, -std::numeric_limits<double>::infinity(), x.dtype(), x.device()));
     Tensor probs = child<Dropout>("dropout").forward(softmax(scores, -1, bias));
     ctx = matmul(probs, v);
   }
@@ -100,15 +110,19 @@ class Container : public Module {
 };
 }  // namespace
 
-EncoderLayer::EncoderLayer(const ModelConfig& c, DType dt) : Module("EncoderLayer"), act_(c.hidden_act) {
+EncoderLayer::EncoderLayer(const ModelConfig& c, DType dt)
+    : Module("EncoderLayer"), act_(c.hidden_act) {
   auto att = register_module("attention", std::make_shared<Container>("EncoderAttention"));
   att->register_module("self", std::make_shared<EncoderSelfAttention>(c, dt));
-  att->register_module("output", std::make_shared<EncoderAddNorm>(c.hidden_size, c.hidden_size,
-                                                                  c.layer_norm_eps, c.hidden_dropout_prob, dt));
+  att->register_module(
+      "output", std::make_shared<EncoderAddNorm>(c.hidden_size, c.hidden_size, c.layer_norm_eps,
+                                                 c.hidden_dropout_prob, dt));
   auto inter = register_module("intermediate", std::make_shared<Container>("EncoderIntermediate"));
-  inter->register_module("dense", std::make_shared<Linear>(c.hidden_size, c.intermediate_size, true, dt));
-  register_module("output", std::make_shared<EncoderAddNorm>(c.intermediate_size, c.hidden_size,
-                                                             c.layer_norm_eps, c.hidden_dropout_prob, dt));
+  inter->register_module("dense",
+                         std::make_shared<Linear>(c.hidden_size, c.intermediate_size, true, dt));
+  register_module("output",
+                  std::make_shared<EncoderAddNorm>(c.intermediate_size, c.hidden_size,
+                                                   c.layer_norm_eps, c.hidden_dropout_prob, dt));
 }
 
 Tensor EncoderLayer::forward(const Tensor& x, const Tensor& key_mask) {
@@ -121,18 +135,22 @@ Tensor EncoderLayer::forward(const Tensor& x, const Tensor& key_mask) {
 }
 
 EncoderModel::EncoderModel(const ModelConfig& c, bool add_pooler, DType dt)
-    : Module(c.model_type == "roberta" ? "RobertaModel" : "BertModel"), layers_(c.num_hidden_layers) {
+    : Module(c.model_type == "roberta" ? "RobertaModel" : "BertModel"),
+      layers_(c.num_hidden_layers) {
   register_module("embeddings", std::make_shared<EncoderEmbeddings>(c, dt));
   auto enc = register_module("encoder", std::make_shared<Container>("Encoder"));
   auto list = enc->register_module("layer", std::make_shared<ModuleList>());
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) list->append(std::make_shared<EncoderLayer>(c, dt));
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i)
+    list->append(std::make_shared<EncoderLayer>(c, dt));
   if (add_pooler) {
     auto pooler = register_module("pooler", std::make_shared<Container>("Pooler"));
-    pooler->register_module("dense", std::make_shared<Linear>(c.hidden_size, c.hidden_size, true, dt));
+    pooler->register_module("dense",
+                            std::make_shared<Linear>(c.hidden_size, c.hidden_size, true, dt));
   }
 }
 
-Tensor EncoderModel::forward(const Tensor& ids, const Tensor& attention_mask, const Tensor& token_type_ids) {
+Tensor EncoderModel::forward(const Tensor& ids, const Tensor& attention_mask,
+                             const Tensor& token_type_ids) {
   LD_NVTX_RANGE(range_name());
   Tensor key_mask = attention_mask.defined() ? mask_to_bool(attention_mask) : Tensor();
   Tensor h = child<EncoderEmbeddings>("embeddings").forward(ids, token_type_ids);
@@ -156,18 +174,23 @@ EncoderForSequenceClassification::EncoderForSequenceClassification(const ModelCo
   register_module(c.model_type, std::make_shared<EncoderModel>(c, !roberta, dt));
   double p = c.classifier_dropout.value_or(c.hidden_dropout_prob);
   if (roberta) {
-    auto head = register_module("classifier", std::make_shared<Container>("RobertaClassificationHead"));
-    head->register_module("dense", std::make_shared<Linear>(c.hidden_size, c.hidden_size, true, dt));
+    auto head =
+        register_module("classifier", std::make_shared<Container>("RobertaClassificationHead"));
+    head->register_module("dense",
+                          std::make_shared<Linear>(c.hidden_size, c.hidden_size, true, dt));
     head->register_module("dropout", std::make_shared<Dropout>(p));
-    head->register_module("out_proj", std::make_shared<Linear>(c.hidden_size, c.num_labels, true, dt));
+    head->register_module("out_proj",
+                          std::make_shared<Linear>(c.hidden_size, c.num_labels, true, dt));
   } else {
     register_module("dropout", std::make_shared<Dropout>(p));
     register_module("classifier", std::make_shared<Linear>(c.hidden_size, c.num_labels, true, dt));
   }
 }
 
-SeqClsOutput EncoderForSequenceClassification::forward(const Tensor& ids, const Tensor& attention_mask,
-                                                       const Tensor& token_type_ids, const Tensor& labels) {
+SeqClsOutput EncoderForSequenceClassification::forward(const Tensor& ids,
+                                                       const Tensor& attention_mask,
+                                                       const Tensor& token_type_ids,
+                                                       const Tensor& labels) {
   LD_NVTX_RANGE(range_name());
   Tensor h = base().forward(ids, attention_mask, token_type_ids);
   SeqClsOutput out;

@@ -21,10 +21,12 @@ Tensor sequence_classification_loss(const Tensor& logits, const Tensor& labels, 
            logits.desc());
   std::string pt = problem_type;
   if (pt.empty()) {
-    if (num_labels == 1) pt = "regression";
+    if (num_labels == 1)
+      pt = "regression";
     else if (labels.dtype() == DType::i64 || labels.dtype() == DType::i32)
       pt = "single_label_classification";
-    else pt = "multi_label_classification";
+    else
+      pt = "multi_label_classification";
   }
   if (pt == "regression") {
     Tensor y = labels.to(logits.dtype());

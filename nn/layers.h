@@ -12,11 +12,15 @@ namespace ld::nn {
 class ModuleList : public Module {
  public:
   ModuleList() : Module("ModuleList") {}
-  template <class M> std::shared_ptr<M> append(std::shared_ptr<M> m) {
+  template <class M>
+  std::shared_ptr<M> append(std::shared_ptr<M> m) {
     return register_module(std::to_string(size_++), std::move(m));
   }
   int64_t size() const { return size_; }
-  template <class M> M& at(int64_t i) const { return child<M>(std::to_string(i)); }
+  template <class M>
+  M& at(int64_t i) const {
+    return child<M>(std::to_string(i));
+  }
 
  private:
   int64_t size_ = 0;

@@ -44,10 +44,14 @@ LlamaAttention::LlamaAttention(const ModelConfig& c, int64_t layer, DType dt)
       d_(c.head_dim),
       theta_(c.rope_theta),
       p_(c.attention_dropout) {
-  register_module("q_proj", std::make_shared<Linear>(c.hidden_size, hq_ * d_, c.attention_bias, dt));
-  register_module("k_proj", std::make_shared<Linear>(c.hidden_size, hkv_ * d_, c.attention_bias, dt));
-  register_module("v_proj", std::make_shared<Linear>(c.hidden_size, hkv_ * d_, c.attention_bias, dt));
-  register_module("o_proj", std::make_shared<Linear>(hq_ * d_, c.hidden_size, c.attention_bias, dt));
+  register_module("q_proj",
+                  std::make_shared<Linear>(c.hidden_size, hq_ * d_, c.attention_bias, dt));
+  register_module("k_proj",
+                  std::make_shared<Linear>(c.hidden_size, hkv_ * d_, c.attention_bias, dt));
+  register_module("v_proj",
+                  std::make_shared<Linear>(c.hidden_size, hkv_ * d_, c.attention_bias, dt));
+  register_module("o_proj",
+                  std::make_shared<Linear>(hq_ * d_, c.hidden_size, c.attention_bias, dt));
 }
 
 Tensor LlamaAttention::forward(const Tensor& x, const Tensor& positions, const Tensor& key_mask,
@@ -83,18 +87,23 @@ LlamaDecoderLayer::LlamaDecoderLayer(const ModelConfig& c, int64_t layer, DType 
     : Module("LlamaDecoderLayer"), act_(c.hidden_act) {
   register_module("self_attn", std::make_shared<LlamaAttention>(c, layer, dt));
   auto mlp = register_module("mlp", std::make_shared<Container>("LlamaMLP"));
-  mlp->register_module("gate_proj", std::make_shared<Linear>(c.hidden_size, c.intermediate_size, c.mlp_bias, dt));
-  mlp->register_module("up_proj", std::make_shared<Linear>(c.hidden_size, c.intermediate_size, c.mlp_bias, dt));
-  mlp->register_module("down_proj", std::make_shared<Linear>(c.intermediate_size, c.hidden_size, c.mlp_bias, dt));
+  mlp->register_module(
+      "gate_proj", std::make_shared<Linear>(c.hidden_size, c.intermediate_size, c.mlp_bias, dt));
+  mlp->register_module(
+      "up_proj", std::make_shared<Linear>(c.hidden_size, c.intermediate_size, c.mlp_bias, dt));
+  mlp->register_module(
+      "down_proj", std::make_shared<Linear>(c.intermediate_size, c.hidden_size, c.mlp_bias, dt));
   register_module("input_layernorm", std::make_shared<RMSNorm>(c.hidden_size, c.rms_norm_eps, dt));
-  register_module("post_attention_layernorm", std::make_shared<RMSNorm>(c.hidden_size, c.rms_norm_eps, dt));
+  register_module("post_attention_layernorm",
+                  std::make_shared<RMSNorm>(c.hidden_size, c.rms_norm_eps, dt));
 }
 
 Tensor LlamaDecoderLayer::forward(const Tensor& x, const Tensor& positions, const Tensor& key_mask,
                                   KVCache* cache) {
   LD_NVTX_RANGE(range_name());
-  Tensor h = x + child<LlamaAttention>("self_attn")
-                     .forward(child<RMSNorm>("input_layernorm").forward(x), positions, key_mask, cache);
+  Tensor h =
+      x + child<LlamaAttention>("self_attn")
+              .forward(child<RMSNorm>("input_layernorm").forward(x), positions, key_mask, cache);
   Module& mlp = child<Module>("mlp");
   Tensor n = child<RMSNorm>("post_attention_layernorm").forward(h);
   // SwiGLU: down(act(gate(x)) * up(x))
@@ -106,7 +115,8 @@ Tensor LlamaDecoderLayer::forward(const Tensor& x, const Tensor& positions, cons
 
 // ---- model ----
 
-LlamaModel::LlamaModel(const ModelConfig& c, DType dt) : Module("LlamaModel"), layers_(c.num_hidden_layers) {
+LlamaModel::LlamaModel(const ModelConfig& c, DType dt)
+    : Module("LlamaModel"), layers_(c.num_hidden_layers) {
   LD_CHECK(c.model_type == "llama", "LlamaModel: model_type is '{}'", c.model_type);
   register_module("embed_tokens", std::make_shared<Embedding>(c.vocab_size, c.hidden_size,
                                                               c.pad_token_id.value_or(-1), dt));
@@ -115,16 +125,17 @@ LlamaModel::LlamaModel(const ModelConfig& c, DType dt) : Module("LlamaModel"), l
   register_module("norm", std::make_shared<RMSNorm>(c.hidden_size, c.rms_norm_eps, dt));
 }
 
-Tensor LlamaModel::forward(const Tensor& ids, const Tensor& attention_mask, const Tensor& positions_in,
-                           KVCache* cache) {
+Tensor LlamaModel::forward(const Tensor& ids, const Tensor& attention_mask,
+                           const Tensor& positions_in, KVCache* cache) {
   LD_NVTX_RANGE(range_name());
-  LD_CHECK(ids.dim() == 2 && ids.dtype() == DType::i64, "LlamaModel: ids must be i64 [B, T], got {}",
-           ids.desc());
+  LD_CHECK(ids.dim() == 2 && ids.dtype() == DType::i64,
+           "LlamaModel: ids must be i64 [B, T], got {}", ids.desc());
   const int64_t B = ids.size(0), T = ids.size(1);
   const int64_t past = cache ? cache->length() : 0;
   Tensor positions = positions_in;
   if (!positions.defined())
-    positions = arange(static_cast<double>(past), static_cast<double>(past + T), 1, DType::i64, ids.device())
+    positions = arange(static_cast<double>(past), static_cast<double>(past + T), 1, DType::i64,
+                       ids.device())
                     .reshape({1, T})
                     .expand({B, T})
                     .contiguous();
@@ -132,8 +143,8 @@ Tensor LlamaModel::forward(const Tensor& ids, const Tensor& attention_mask, cons
   if (attention_mask.defined()) {
     LD_CHECK(attention_mask.dim() == 2 && attention_mask.size(0) == B &&
                  attention_mask.size(1) == past + T,
-             "LlamaModel: attention_mask {} must be [B, past + T] = [{}, {}]", attention_mask.desc(), B,
-             past + T);
+             "LlamaModel: attention_mask {} must be [B, past + T] = [{}, {}]",
+             attention_mask.desc(), B, past + T);
     key_mask = mask_to_bool(attention_mask);
   }
   Tensor h = child<Embedding>("embed_tokens").forward(ids);
@@ -141,9 +152,11 @@ Tensor LlamaModel::forward(const Tensor& ids, const Tensor& attention_mask, cons
   for (int64_t i = 0; i < layers_; ++i) {
     LlamaDecoderLayer& layer = list.at<LlamaDecoderLayer>(i);
     if (ckpt_ && !cache && training_) {
-      h = checkpoint([&layer, positions, key_mask](const Tensor& x) {
-        return layer.forward(x, positions, key_mask, nullptr);
-      }, h, layer.parameters(true), gen_);
+      h = checkpoint(
+          [&layer, positions, key_mask](const Tensor& x) {
+            return layer.forward(x, positions, key_mask, nullptr);
+          },
+          h, layer.parameters(true), gen_);
     } else {
       h = layer.forward(h, positions, key_mask, cache);
     }
@@ -153,20 +166,21 @@ Tensor LlamaModel::forward(const Tensor& ids, const Tensor& attention_mask, cons
 
 // ---- causal LM ----
 
-LlamaForCausalLM::LlamaForCausalLM(const ModelConfig& c, DType dt) : Module("LlamaForCausalLM"), cfg_(c) {
+LlamaForCausalLM::LlamaForCausalLM(const ModelConfig& c, DType dt)
+    : Module("LlamaForCausalLM"), cfg_(c) {
   register_module("model", std::make_shared<LlamaModel>(c, dt));
   if (!c.tie_word_embeddings)
     register_module("lm_head", std::make_shared<Linear>(c.hidden_size, c.vocab_size, false, dt));
 }
 
 Tensor LlamaForCausalLM::lm_logits(const Tensor& h) {
-  if (cfg_.tie_word_embeddings)
-    return linear(h, model().child<Embedding>("embed_tokens").weight());
+  if (cfg_.tie_word_embeddings) return linear(h, model().child<Embedding>("embed_tokens").weight());
   return child<Linear>("lm_head").forward(h);
 }
 
-CausalLMOutput LlamaForCausalLM::forward(const Tensor& ids, const Tensor& attention_mask, const Tensor& labels,
-                                         const Tensor& positions, KVCache* cache) {
+CausalLMOutput LlamaForCausalLM::forward(const Tensor& ids, const Tensor& attention_mask,
+                                         const Tensor& labels, const Tensor& positions,
+                                         KVCache* cache) {
   LD_NVTX_RANGE(range_name());
   CausalLMOutput out;
   out.logits = lm_logits(model().forward(ids, attention_mask, positions, cache));
@@ -174,8 +188,10 @@ CausalLMOutput LlamaForCausalLM::forward(const Tensor& ids, const Tensor& attent
   return out;
 }
 
-Tensor LlamaForCausalLM::generate(const Tensor& ids, const Tensor& mask, const GenerateOptions& opt) {
-  LD_CHECK(ids.dim() == 2 && ids.dtype() == DType::i64, "generate: ids must be i64 [B, L], got {}", ids.desc());
+Tensor LlamaForCausalLM::generate(const Tensor& ids, const Tensor& mask,
+                                  const GenerateOptions& opt) {
+  LD_CHECK(ids.dim() == 2 && ids.dtype() == DType::i64, "generate: ids must be i64 [B, L], got {}",
+           ids.desc());
   LD_CHECK(opt.max_new_tokens >= 1, "generate: max_new_tokens must be >= 1");
   LD_CHECK(opt.num_beams >= 1, "generate: num_beams must be >= 1");
   Tensor m = mask.defined() ? mask : Tensor::ones(ids.shape(), DType::i64, ids.device());
@@ -196,10 +212,12 @@ bool is_eos(int64_t t, const std::vector<int64_t>& eos) {
 }
 }  // namespace
 
-Tensor LlamaForCausalLM::generate_greedy(const Tensor& ids, const Tensor& mask_in, const GenerateOptions& opt) {
+Tensor LlamaForCausalLM::generate_greedy(const Tensor& ids, const Tensor& mask_in,
+                                         const GenerateOptions& opt) {
   const int64_t B = ids.size(0), L = ids.size(1), V = cfg_.vocab_size;
   const bool has_eos = !opt.eos_token_ids.empty();
-  LD_CHECK(!has_eos || opt.pad_token_id, "generate: eos_token_ids need a pad_token_id for finished rows");
+  LD_CHECK(!has_eos || opt.pad_token_id,
+           "generate: eos_token_ids need a pad_token_id for finished rows");
   std::vector<std::vector<int64_t>> seqs(B);
   std::vector<int64_t> host = ids.to(kCPU).contiguous().to_vector<int64_t>();
   for (int64_t b = 0; b < B; ++b) seqs[b].assign(host.begin() + b * L, host.begin() + (b + 1) * L);
@@ -232,7 +250,8 @@ Tensor LlamaForCausalLM::generate_greedy(const Tensor& ids, const Tensor& mask_i
 
 // transformers' GenerationMixin._beam_search (vectorised since 4.50), do_sample=False,
 // early_stopping=False, num_return_sequences=1, float32 scores.
-Tensor LlamaForCausalLM::generate_beam(const Tensor& ids, const Tensor& mask_in, const GenerateOptions& opt) {
+Tensor LlamaForCausalLM::generate_beam(const Tensor& ids, const Tensor& mask_in,
+                                       const GenerateOptions& opt) {
   const int64_t B = ids.size(0), L = ids.size(1), V = cfg_.vocab_size, K = opt.num_beams;
   const int64_t max_len = L + opt.max_new_tokens;
   const auto& eos = opt.eos_token_ids;
@@ -240,7 +259,8 @@ Tensor LlamaForCausalLM::generate_beam(const Tensor& ids, const Tensor& mask_in,
   LD_CHECK(keep <= K * V, "beam search: {} candidates needed but only {} exist", keep, K * V);
   // HF: output_fill_value = pad_token_id or eos_token_id[0] (a pad id of 0 is falsy there).
   int64_t fill = -1;
-  if (!eos.empty()) fill = (opt.pad_token_id && *opt.pad_token_id != 0) ? *opt.pad_token_id : eos[0];
+  if (!eos.empty())
+    fill = (opt.pad_token_id && *opt.pad_token_id != 0) ? *opt.pad_token_id : eos[0];
   const float NEG = -1.0e9f;
   const float lp = static_cast<float>(opt.length_penalty);
   const int64_t G = max_len - L;
@@ -252,7 +272,8 @@ Tensor LlamaForCausalLM::generate_beam(const Tensor& ids, const Tensor& mask_in,
     for (int64_t k = 0; k < K; ++k)
       std::copy(host.begin() + b * L, host.begin() + (b + 1) * L, run_seq[b][k].begin());
   auto seqs = run_seq;
-  std::vector<std::vector<float>> run_score(B, std::vector<float>(K, NEG)), beam_score(B, std::vector<float>(K, NEG));
+  std::vector<std::vector<float>> run_score(B, std::vector<float>(K, NEG)),
+      beam_score(B, std::vector<float>(K, NEG));
   for (int64_t b = 0; b < B; ++b) run_score[b][0] = 0.0f;
   std::vector<std::vector<Seq>> run_bi(B, std::vector<Seq>(K, Seq(G, -1)));
   auto beam_idx = run_bi;
@@ -262,22 +283,26 @@ Tensor LlamaForCausalLM::generate_beam(const Tensor& ids, const Tensor& mask_in,
   // Flattened [B*K, L] prompt (repeat_interleave).
   std::vector<int64_t> rep;
   for (int64_t b = 0; b < B; ++b)
-    for (int64_t k = 0; k < K; ++k) rep.insert(rep.end(), host.begin() + b * L, host.begin() + (b + 1) * L);
+    for (int64_t k = 0; k < K; ++k)
+      rep.insert(rep.end(), host.begin() + b * L, host.begin() + (b + 1) * L);
   Tensor flat_ids = Tensor::from_vector(rep, {B * K, L}, ids.device());
   Tensor mask = index_select(mask_in.to(DType::i64), 0,
-                             Tensor::from_vector([&] {
-                               std::vector<int64_t> r;
-                               for (int64_t b = 0; b < B; ++b)
-                                 for (int64_t k = 0; k < K; ++k) r.push_back(b);
-                               return r;
-                             }(), {B * K}, ids.device()));
+                             Tensor::from_vector(
+                                 [&] {
+                                   std::vector<int64_t> r;
+                                   for (int64_t b = 0; b < B; ++b)
+                                     for (int64_t k = 0; k < K; ++k) r.push_back(b);
+                                   return r;
+                                 }(),
+                                 {B * K}, ids.device()));
   Tensor pos = positions_from_mask(mask);
   KVCache cache;
   Tensor logits = forward(flat_ids, mask, Tensor(), pos, &cache).logits;
   int64_t cur = L;
   while (true) {
     // log_softmax of the last position, f32, plus the running beam scores.
-    std::vector<float> lpv = log_softmax(logits.select(1, logits.size(1) - 1).to(DType::f32), -1).to_vector<float>();
+    std::vector<float> lpv =
+        log_softmax(logits.select(1, logits.size(1) - 1).to(DType::f32), -1).to_vector<float>();
     std::vector<std::vector<float>> topv(B);
     std::vector<std::vector<int64_t>> topi(B);
     std::vector<std::vector<Seq>> tk_seq(B), tk_bi(B);
@@ -288,8 +313,9 @@ Tensor LlamaForCausalLM::generate_beam(const Tensor& ids, const Tensor& mask_in,
         for (int64_t t = 0; t < V; ++t) acc[k * V + t] = lpv[(b * K + k) * V + t] + run_score[b][k];
       std::vector<int64_t> order(K * V);
       std::iota(order.begin(), order.end(), 0);
-      std::partial_sort(order.begin(), order.begin() + keep, order.end(),
-                        [&](int64_t x, int64_t y) { return acc[x] > acc[y] || (acc[x] == acc[y] && x < y); });
+      std::partial_sort(
+          order.begin(), order.begin() + keep, order.end(),
+          [&](int64_t x, int64_t y) { return acc[x] > acc[y] || (acc[x] == acc[y] && x < y); });
       for (int64_t j = 0; j < keep; ++j) {
         int64_t idx = order[j], kb = idx / V, tok = idx % V;
         topv[b].push_back(acc[idx]);
@@ -317,7 +343,8 @@ Tensor LlamaForCausalLM::generate_beam(const Tensor& ids, const Tensor& mask_in,
       }
     }
     // Finished hypotheses: merge the current best K with the top-K candidates that just stopped.
-    const float denom = static_cast<float>(std::pow(static_cast<double>(cur + 1 - L), static_cast<double>(lp)));
+    const float denom =
+        static_cast<float>(std::pow(static_cast<double>(cur + 1 - L), static_cast<double>(lp)));
     for (int64_t b = 0; b < B; ++b) {
       std::vector<float> ms = beam_score[b];
       std::vector<Seq> mseq = seqs[b], mbi = beam_idx[b];
@@ -350,7 +377,8 @@ Tensor LlamaForCausalLM::generate_beam(const Tensor& ids, const Tensor& mask_in,
     ++cur;
     // Early-stop heuristic (early_stopping=False): best running score at the current length vs
     // the worst finished one.
-    const float best_den = static_cast<float>(std::pow(static_cast<double>(cur - L), static_cast<double>(lp)));
+    const float best_den =
+        static_cast<float>(std::pow(static_cast<double>(cur - L), static_cast<double>(lp)));
     bool any_unsat = false, all_hits = true;
     for (int64_t b = 0; b < B; ++b) {
       float best = run_score[b][0] / best_den;
@@ -368,14 +396,16 @@ Tensor LlamaForCausalLM::generate_beam(const Tensor& ids, const Tensor& mask_in,
       for (int64_t k = 0; k < K; ++k) nt.push_back(run_seq[b][k][cur - 1]);
     pos = (pos.select(1, pos.size(1) - 1).reshape({B * K, 1}).to(DType::f64) + 1.0).to(DType::i64);
     mask = cat({mask, Tensor::ones({B * K, 1}, DType::i64, ids.device())}, 1);
-    logits = forward(Tensor::from_vector(nt, {B * K, 1}, ids.device()), mask, Tensor(), pos, &cache).logits;
+    logits = forward(Tensor::from_vector(nt, {B * K, 1}, ids.device()), mask, Tensor(), pos, &cache)
+                 .logits;
   }
   int64_t gen = 0;
   for (int64_t b = 0; b < B; ++b)
     gen = std::max<int64_t>(gen, std::count_if(beam_idx[b][0].begin(), beam_idx[b][0].end(),
                                                [](int64_t x) { return x != -1; }));
   std::vector<int64_t> flat;
-  for (int64_t b = 0; b < B; ++b) flat.insert(flat.end(), seqs[b][0].begin(), seqs[b][0].begin() + L + gen);
+  for (int64_t b = 0; b < B; ++b)
+    flat.insert(flat.end(), seqs[b][0].begin(), seqs[b][0].begin() + L + gen);
   return Tensor::from_vector(flat, {B, L + gen}, ids.device());
 }
 
@@ -387,7 +417,8 @@ LlamaForSequenceClassification::LlamaForSequenceClassification(const ModelConfig
   register_module("score", std::make_shared<Linear>(c.hidden_size, c.num_labels, false, dt));
 }
 
-Tensor LlamaForSequenceClassification::pooled_positions(const Tensor& ids, std::optional<int64_t> pad) {
+Tensor LlamaForSequenceClassification::pooled_positions(const Tensor& ids,
+                                                        std::optional<int64_t> pad) {
   const int64_t B = ids.size(0), T = ids.size(1);
   if (!pad) {
     LD_CHECK(B == 1, "Cannot handle batch sizes > 1 if no padding token is defined (batch {})", B);
@@ -398,16 +429,18 @@ Tensor LlamaForSequenceClassification::pooled_positions(const Tensor& ids, std::
   return argmax(idx * nonpad, 1);
 }
 
-SeqClsOutputLlama LlamaForSequenceClassification::forward(const Tensor& ids, const Tensor& attention_mask,
+SeqClsOutputLlama LlamaForSequenceClassification::forward(const Tensor& ids,
+                                                          const Tensor& attention_mask,
                                                           const Tensor& labels) {
   LD_NVTX_RANGE(range_name());
   const int64_t B = ids.size(0), T = ids.size(1);
   Tensor h = model().forward(ids, attention_mask, Tensor(), nullptr);
   Tensor logits = child<Linear>("score").forward(h);  // [B, T, C]
   // Integer ops are f32/f64 only in core: index arithmetic in f64 (exact), then back to i64.
-  Tensor rows = (pooled_positions(ids, cfg_.pad_token_id).to(DType::f64) +
-                 arange(0, static_cast<double>(B * T), static_cast<double>(T), DType::f64, ids.device()))
-                    .to(DType::i64);
+  Tensor rows =
+      (pooled_positions(ids, cfg_.pad_token_id).to(DType::f64) +
+       arange(0, static_cast<double>(B * T), static_cast<double>(T), DType::f64, ids.device()))
+          .to(DType::i64);
   SeqClsOutputLlama out;
   out.logits = index_select(logits.reshape({B * T, cfg_.num_labels}), 0, rows);
   if (labels.defined())

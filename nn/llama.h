@@ -66,8 +66,8 @@ struct CausalLMOutput {
 
 struct GenerateOptions {
   int64_t max_new_tokens = 20;
-  int64_t num_beams = 1;          // 1: greedy
-  double length_penalty = 1.0;    // beam scores divided by generated_length^length_penalty
+  int64_t num_beams = 1;               // 1: greedy
+  double length_penalty = 1.0;         // beam scores divided by generated_length^length_penalty
   std::vector<int64_t> eos_token_ids;  // empty: never stops early
   std::optional<int64_t> pad_token_id;
   // HF's default early_stopping=False heuristic (the only mode implemented).

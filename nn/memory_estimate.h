@@ -15,9 +15,9 @@ struct MemoryInputs {
   int64_t lora_sites_per_layer = 2;  // q_proj and v_proj (hidden -> hidden each)
   int64_t batch = 4, seq = 512;
   bool checkpointing = false;
-  int64_t weight_bytes = 2;      // bf16 frozen base
-  int64_t act_bytes = 2;         // bf16 activations
-  int64_t lora_bytes = 4;        // f32 LoRA params, grads, Adam m and v
+  int64_t weight_bytes = 2;  // bf16 frozen base
+  int64_t act_bytes = 2;     // bf16 activations
+  int64_t lora_bytes = 4;    // f32 LoRA params, grads, Adam m and v
 };
 
 struct MemoryEstimate {

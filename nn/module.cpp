@@ -65,7 +65,8 @@ Tensor& Module::register_buffer(const std::string& name, Tensor t, bool persiste
 void Module::add_child(const std::string& name, ModulePtr m) {
   LD_CHECK(m, "module '{}': child '{}' is null", path_, name);
   LD_CHECK(name.find('.') == std::string::npos, "child name '{}' must not contain '.'", name);
-  for (auto& [n, c] : children_) LD_CHECK(n != name, "module '{}': child '{}' registered twice", path_, name);
+  for (auto& [n, c] : children_)
+    LD_CHECK(n != name, "module '{}': child '{}' registered twice", path_, name);
   children_.emplace_back(name, m);
   m->set_path(join(path_, name));
   if (gen_ && !m->gen_) m->set_generator(gen_);
@@ -139,7 +140,8 @@ std::vector<std::pair<std::string, ModulePtr>> Module::named_modules() const {
   return out;
 }
 
-std::vector<std::pair<std::string, ModulePtr>> Module::find_modules(const std::string& pattern) const {
+std::vector<std::pair<std::string, ModulePtr>> Module::find_modules(
+    const std::string& pattern) const {
   std::vector<std::pair<std::string, ModulePtr>> out;
   for (auto& [n, m] : named_modules())
     if (name_matches(pattern, n)) out.emplace_back(n, m);
@@ -341,8 +343,10 @@ Tensor RMSNorm::forward(const Tensor& x) {
 Tensor Dropout::forward(const Tensor& x) {
   if (!training_ || p_ == 0.0) return x;
   LD_NVTX_RANGE(range_name());
-  LD_CHECK(gen_, "Dropout '{}' in training mode with p={} but no generator was set (call "
-           "set_generator on the model)", path_, p_);
+  LD_CHECK(gen_,
+           "Dropout '{}' in training mode with p={} but no generator was set (call "
+           "set_generator on the model)",
+           path_, p_);
   return dropout(x, p_, true, gen_->seed(), gen_->next_offset());
 }
 

@@ -40,13 +40,15 @@ class Module {
   Tensor& register_parameter(const std::string& name, Tensor t, bool trainable = true);
   // Buffers are state that is not trained (e.g. RoPE tables); persistent ones go to state_dict.
   Tensor& register_buffer(const std::string& name, Tensor t, bool persistent = true);
-  template <class M> std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
+  template <class M>
+  std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
     add_child(name, m);
     return m;
   }
   // The child with this local name, cast to M (throws naming the path when absent or of another
   // type). Parents call their children through this so that replace_child takes effect.
-  template <class M> M& child(const std::string& name) const {
+  template <class M>
+  M& child(const std::string& name) const {
     M* p = dynamic_cast<M*>(child_ptr(name).get());
     LD_CHECK(p, "module '{}': child '{}' is a {}, not the expected type", path_, name,
              child_ptr(name)->type_name());

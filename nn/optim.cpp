@@ -32,8 +32,8 @@ void AdamW::step() {
     }
     ++s.step;
     Tensor pd = p.detach();
-    LD_DISPATCH_DEVICE(pd, adamw_step, pd, g, s.exp_avg, s.exp_avg_sq, opt_.lr, opt_.beta1, opt_.beta2,
-                       opt_.eps, opt_.weight_decay, s.step);
+    LD_DISPATCH_DEVICE(pd, adamw_step, pd, g, s.exp_avg, s.exp_avg_sq, opt_.lr, opt_.beta1,
+                       opt_.beta2, opt_.eps, opt_.weight_decay, s.step);
   }
 }
 
@@ -70,11 +70,13 @@ void AdamW::load_state(const std::map<std::string, Tensor>& tensors,
       s.exp_avg = s.exp_avg_sq = Tensor();
       continue;
     }
-    for (auto [suffix, slot] : {std::pair{".exp_avg", &s.exp_avg}, std::pair{".exp_avg_sq", &s.exp_avg_sq}}) {
+    for (auto [suffix, slot] :
+         {std::pair{".exp_avg", &s.exp_avg}, std::pair{".exp_avg_sq", &s.exp_avg_sq}}) {
       auto it = tensors.find(n + suffix);
       LD_CHECK(it != tensors.end(), "optimiser state lacks '{}{}'", n, suffix);
-      LD_CHECK(it->second.shape() == p.shape(), "optimiser state '{}{}' has shape {}, parameter is {}",
-               n, suffix, shape_str(it->second.shape()), shape_str(p.shape()));
+      LD_CHECK(it->second.shape() == p.shape(),
+               "optimiser state '{}{}' has shape {}, parameter is {}", n, suffix,
+               shape_str(it->second.shape()), shape_str(p.shape()));
       *slot = Tensor::empty(p.shape(), p.dtype(), p.device());
       slot->copy_(it->second);
     }
@@ -82,7 +84,8 @@ void AdamW::load_state(const std::map<std::string, Tensor>& tensors,
 }
 
 double linear_warmup_factor(int64_t step, int64_t warmup, int64_t total) {
-  if (step < warmup) return static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, warmup));
+  if (step < warmup)
+    return static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, warmup));
   return std::max(0.0, static_cast<double>(total - step) /
                            static_cast<double>(std::max<int64_t>(1, total - warmup)));
 }

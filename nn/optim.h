@@ -40,7 +40,8 @@ class AdamW {
   std::map<std::string, Tensor> state_tensors() const;
   std::map<std::string, int64_t> steps() const;
   // Restores from the above; throws naming a missing or mis-shaped entry.
-  void load_state(const std::map<std::string, Tensor>& tensors, const std::map<std::string, int64_t>& steps);
+  void load_state(const std::map<std::string, Tensor>& tensors,
+                  const std::map<std::string, int64_t>& steps);
 
  private:
   struct State {

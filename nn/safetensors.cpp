@@ -31,19 +31,28 @@ DType parse_dtype(const std::string& s, const std::string& file, const std::stri
   if (s == "I64") return DType::i64;
   if (s == "I32") return DType::i32;
   if (s == "BOOL") return DType::b8;
-  LD_FAIL("{}: tensor '{}' has dtype '{}', which loradrop does not support (F64 F32 F16 BF16 "
-          "I64 I32 BOOL)", file, name, s);
+  LD_FAIL(
+      "{}: tensor '{}' has dtype '{}', which loradrop does not support (F64 F32 F16 BF16 "
+      "I64 I32 BOOL)",
+      file, name, s);
 }
 
 const char* dtype_tag(DType t) {
   switch (t) {
-    case DType::f32: return "F32";
-    case DType::f64: return "F64";
-    case DType::bf16: return "BF16";
-    case DType::f16: return "F16";
-    case DType::i64: return "I64";
-    case DType::i32: return "I32";
-    case DType::b8: return "BOOL";
+    case DType::f32:
+      return "F32";
+    case DType::f64:
+      return "F64";
+    case DType::bf16:
+      return "BF16";
+    case DType::f16:
+      return "F16";
+    case DType::i64:
+      return "I64";
+    case DType::i32:
+      return "I32";
+    case DType::b8:
+      return "BOOL";
   }
   return "?";
 }
@@ -76,13 +85,16 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   const auto* bytes = static_cast<const unsigned char*>(p);
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];  // little-endian
-  LD_CHECK(n <= size - 8, "{}: truncated safetensors file: header says {} bytes of JSON but the "
-           "file has only {} bytes after the length", path, n, size - 8);
+  LD_CHECK(n <= size - 8,
+           "{}: truncated safetensors file: header says {} bytes of JSON but the "
+           "file has only {} bytes after the length",
+           path, n, size - 8);
   data_start_ = 8 + n;
   size_t data_size = size - data_start_;
   json h;
   try {
-    h = json::parse(reinterpret_cast<const char*>(bytes + 8), reinterpret_cast<const char*>(bytes + 8 + n));
+    h = json::parse(reinterpret_cast<const char*>(bytes + 8),
+                    reinterpret_cast<const char*>(bytes + 8 + n));
   } catch (const json::exception& e) {
     LD_FAIL("{}: bad safetensors header JSON: {}", path, e.what());
   }
@@ -97,9 +109,9 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       continue;
     }
     try {
-      LD_CHECK(v.is_object() && v.contains("dtype") && v.contains("shape") &&
-                   v.contains("data_offsets"),
-               "{}: header entry '{}' needs dtype, shape and data_offsets", path, name);
+      LD_CHECK(
+          v.is_object() && v.contains("dtype") && v.contains("shape") && v.contains("data_offsets"),
+          "{}: header entry '{}' needs dtype, shape and data_offsets", path, name);
       Entry e;
       e.dtype = parse_dtype(v["dtype"].get<std::string>(), path, name);
       for (auto& d : v["shape"]) {
@@ -108,13 +120,14 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
         e.shape.push_back(s);
       }
       auto& off = v["data_offsets"];
-      LD_CHECK(off.is_array() && off.size() == 2, "{}: tensor '{}': data_offsets must be [begin, end]",
-               path, name);
+      LD_CHECK(off.is_array() && off.size() == 2,
+               "{}: tensor '{}': data_offsets must be [begin, end]", path, name);
       e.begin = off[0].get<size_t>();
       e.end = off[1].get<size_t>();
       LD_CHECK(e.begin <= e.end && e.end <= data_size,
                "{}: tensor '{}': data_offsets [{}, {}] out of range (data section is {} bytes; "
-               "truncated file?)", path, name, e.begin, e.end, data_size);
+               "truncated file?)",
+               path, name, e.begin, e.end, data_size);
       size_t want = static_cast<size_t>(shape_numel(e.shape)) * dtype_size(e.dtype);
       LD_CHECK(e.end - e.begin == want,
                "{}: tensor '{}': shape {} {} needs {} bytes but data_offsets span {}", path, name,
@@ -242,7 +255,8 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
     LD_CHECK(t.defined(), "save_safetensors('{}'): tensor '{}' is undefined", path, name);
     Tensor c = t.detach().to(kCPU).contiguous();
     size_t nb = static_cast<size_t>(c.numel()) * dtype_size(c.dtype());
-    h[name] = {{"dtype", dtype_tag(c.dtype())}, {"shape", c.shape()}, {"data_offsets", {off, off + nb}}};
+    h[name] = {
+        {"dtype", dtype_tag(c.dtype())}, {"shape", c.shape()}, {"data_offsets", {off, off + nb}}};
     off += nb;
     host.push_back(c);
   }
@@ -271,7 +285,8 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
   write_all(len, 8);
   write_all(hs.data(), hs.size());
-  for (const Tensor& c : host) write_all(c.raw_data(), static_cast<size_t>(c.numel()) * dtype_size(c.dtype()));
+  for (const Tensor& c : host)
+    write_all(c.raw_data(), static_cast<size_t>(c.numel()) * dtype_size(c.dtype()));
   if (::fsync(fd) != 0) {
     std::string err = errno_str();
     ::close(fd);
@@ -354,8 +369,8 @@ LoadReport load_checkpoint(Module& m, const std::string& path, const LoadOptions
     Tensor& dst = mine[target];
     LD_CHECK(src.shape() == dst.shape(),
              "shape mismatch for tensor '{}' (model name '{}'): the model expects {}, the file "
-             "'{}' has {}", key, target, shape_str(dst.shape()), ck.file_of(key),
-             shape_str(src.shape()));
+             "'{}' has {}",
+             key, target, shape_str(dst.shape()), ck.file_of(key), shape_str(src.shape()));
     Tensor(dst).copy_(src);
     done.insert(target);
     rep.loaded.push_back(target);

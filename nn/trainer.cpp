@@ -60,8 +60,8 @@ void Trainer::load_checkpoint(const std::string& path) {
   for (auto& [n, p] : opt_.params()) {
     LD_CHECK(f.contains("param." + n), "{}: checkpoint lacks parameter '{}'", path, n);
     Tensor src = f.get("param." + n);
-    LD_CHECK(src.shape() == p.shape(), "{}: parameter '{}' has shape {}, the model expects {}", path, n,
-             shape_str(src.shape()), shape_str(p.shape()));
+    LD_CHECK(src.shape() == p.shape(), "{}: parameter '{}' has shape {}, the model expects {}",
+             path, n, shape_str(src.shape()), shape_str(p.shape()));
     Tensor(p).copy_(src);
   }
   std::map<std::string, Tensor> st;
@@ -71,7 +71,8 @@ void Trainer::load_checkpoint(const std::string& path) {
   step_ = meta["step"];
   epoch_ = meta["epoch"];
   index_ = meta["index"];
-  if (meta.contains("rng") && model_.generator()) model_.generator()->set_state(meta["rng"][0], meta["rng"][1]);
+  if (meta.contains("rng") && model_.generator())
+    model_.generator()->set_state(meta["rng"][0], meta["rng"][1]);
   if (meta.contains("best")) best_ = meta["best"].get<double>();
   best_step_ = meta["best_step"];
 }
@@ -110,7 +111,8 @@ TrainResult Trainer::train() {
   model_.train();
   while (step_ < total && epoch_ < o_.epochs + (o_.max_steps > 0 ? (1 << 30) : 0)) {
     per_epoch = data_.batches_per_epoch(epoch_);
-    if (index_ + o_.grad_accum > per_epoch) {  // epoch done (a trailing partial accumulation is dropped)
+    if (index_ + o_.grad_accum >
+        per_epoch) {  // epoch done (a trailing partial accumulation is dropped)
       ++epoch_;
       index_ = 0;
       if (o_.eval_every == 0) evaluate_and_checkpoint(true);
@@ -126,16 +128,20 @@ TrainResult Trainer::train() {
       Tensor loss = loss_fn_(b);
       double l = loss.item();
       if (!std::isfinite(l)) {
-        std::string last = fs::exists(last_checkpoint()) ? last_checkpoint() : std::string("(none yet)");
-        log(json({{"step", step_}, {"error", "non-finite loss"}, {"loss", std::to_string(l)}}).dump());
+        std::string last =
+            fs::exists(last_checkpoint()) ? last_checkpoint() : std::string("(none yet)");
+        log(json({{"step", step_}, {"error", "non-finite loss"}, {"loss", std::to_string(l)}})
+                .dump());
         throw NonFiniteLossError(fmt::format(
             "training stopped: loss is {} at optimiser step {} (epoch {}, batch {}); the last good "
-            "checkpoint is {}", l, step_, epoch_, index_ + a, last));
+            "checkpoint is {}",
+            l, step_, epoch_, index_ + a, last));
       }
       step_loss += l / o_.grad_accum;
       (o_.grad_accum == 1 ? loss : loss * (1.0 / o_.grad_accum)).backward();
     }
-    double gnorm = o_.max_grad_norm > 0 ? clip_grad_norm_(opt_.parameters_for_clip(), o_.max_grad_norm) : 0.0;
+    double gnorm =
+        o_.max_grad_norm > 0 ? clip_grad_norm_(opt_.parameters_for_clip(), o_.max_grad_norm) : 0.0;
     opt_.step();
     index_ += o_.grad_accum;
     ++step_;
@@ -143,13 +149,20 @@ TrainResult Trainer::train() {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     double tps = secs > 0 ? tokens / secs : 0;
     double eta = step_ > start_step ? secs / (step_ - start_step) * (total - step_) : 0;
-    log(json({{"step", step_}, {"epoch", epoch_}, {"loss", step_loss}, {"lr", opt_.lr()},
-              {"grad_norm", gnorm}, {"tokens_per_s", tps}}).dump());
+    log(json({{"step", step_},
+              {"epoch", epoch_},
+              {"loss", step_loss},
+              {"lr", opt_.lr()},
+              {"grad_norm", gnorm},
+              {"tokens_per_s", tps}})
+            .dump());
     if (tty)
-      std::fprintf(stderr, "\rstep %lld/%lld  loss %.4f  %.0f tok/s  ETA %.0fs   ", static_cast<long long>(step_),
-                   static_cast<long long>(total), step_loss, tps, eta);
+      std::fprintf(stderr, "\rstep %lld/%lld  loss %.4f  %.0f tok/s  ETA %.0fs   ",
+                   static_cast<long long>(step_), static_cast<long long>(total), step_loss, tps,
+                   eta);
     bool do_eval = o_.eval_every > 0 && step_ % o_.eval_every == 0;
-    bool do_ckpt = do_eval || (o_.checkpoint_every > 0 && step_ % o_.checkpoint_every == 0) || step_ == total;
+    bool do_ckpt =
+        do_eval || (o_.checkpoint_every > 0 && step_ % o_.checkpoint_every == 0) || step_ == total;
     if (do_ckpt) evaluate_and_checkpoint(do_eval || (step_ == total && o_.eval_every > 0));
     if (o_.stop_after_steps > 0 && step_ - start_step >= o_.stop_after_steps) break;
   }

@@ -30,18 +30,18 @@ struct DataSource {
 
 struct TrainerOptions {
   int64_t epochs = 1;
-  int64_t max_steps = -1;            // optimiser steps; -1: epochs * batches / grad_accum
-  int64_t grad_accum = 1;            // micro-batches per optimiser step (losses averaged)
+  int64_t max_steps = -1;  // optimiser steps; -1: epochs * batches / grad_accum
+  int64_t grad_accum = 1;  // micro-batches per optimiser step (losses averaged)
   AdamWOptions adamw;
-  double warmup_ratio = 0.0;         // or warmup_steps
+  double warmup_ratio = 0.0;  // or warmup_steps
   int64_t warmup_steps = -1;
-  double max_grad_norm = 1.0;        // <= 0: no clipping
-  int64_t eval_every = 0;            // optimiser steps; 0: at the end of each epoch only
+  double max_grad_norm = 1.0;  // <= 0: no clipping
+  int64_t eval_every = 0;      // optimiser steps; 0: at the end of each epoch only
   bool greater_is_better = true;
-  int64_t checkpoint_every = 0;      // optimiser steps; 0: only at evaluations
-  std::string out_dir;               // checkpoints + log; required
-  bool progress = true;              // progress line when stderr is a terminal
-  int64_t stop_after_steps = -1;     // testing aid: return after this many steps (simulated kill)
+  int64_t checkpoint_every = 0;   // optimiser steps; 0: only at evaluations
+  std::string out_dir;            // checkpoints + log; required
+  bool progress = true;           // progress line when stderr is a terminal
+  int64_t stop_after_steps = -1;  // testing aid: return after this many steps (simulated kill)
 };
 
 // Thrown when a loss is NaN/Inf; the last good checkpoint (if any) is left untouched.

@@ -46,7 +46,8 @@ void run_encoder_golden(const std::string& name) {
     EXPECT_CLOSE(out.logits, g.get("logits"), tol, tol);
     EXPECT_CLOSE(out.loss.reshape({}), g.get("loss"), tol, tol);
   }
-  test::check_grads_and_steps(*m, name, [&] { return m->forward(ids, mask, tt, labels).loss; }, tol);
+  test::check_grads_and_steps(
+      *m, name, [&] { return m->forward(ids, mask, tt, labels).loss; }, tol);
 }
 
 TEST(EncoderGolden, RobertaSeqClsLoraMatchesHF) { run_encoder_golden("roberta_seqcls"); }

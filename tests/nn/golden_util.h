@@ -42,7 +42,8 @@ inline void check_grads_and_steps(nn::Module& model, const std::string& fixture_
     std::string name = peft_to_ld(n.get<std::string>());
     params.emplace_back(name, model.parameter(name));
   }
-  ASSERT_EQ(static_cast<int64_t>(params.size()), static_cast<int64_t>(model.parameters(true).size()))
+  ASSERT_EQ(static_cast<int64_t>(params.size()),
+            static_cast<int64_t>(model.parameters(true).size()))
       << "trainable parameter sets differ";
   for (auto& [n, p] : params) p.zero_grad();
   Tensor loss = loss_fn();

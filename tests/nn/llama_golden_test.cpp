@@ -14,7 +14,8 @@ namespace {
 
 using test::fixture;
 
-template <class M> std::shared_ptr<M> load_llama(const std::string& name, const std::string& head) {
+template <class M>
+std::shared_ptr<M> load_llama(const std::string& name, const std::string& head) {
   nn::ModelConfig c = nn::load_config(fixture(name, "config.json"));
   auto m = std::make_shared<M>(c);
   m->set_generator(std::make_shared<Generator>(0));
@@ -53,7 +54,8 @@ TEST(LlamaGolden, CausalLMLoraMatchesHF) {
     EXPECT_CLOSE(real_rows(out.logits, mask), real_rows(g.get("logits"), mask), kTol, kTol);
     EXPECT_CLOSE(out.loss.reshape({}), g.get("loss"), kTol, kTol);
   }
-  test::check_grads_and_steps(*m, "llama_causal", [&] { return m->forward(ids, mask, labels).loss; }, kTol);
+  test::check_grads_and_steps(
+      *m, "llama_causal", [&] { return m->forward(ids, mask, labels).loss; }, kTol);
 }
 
 TEST(LlamaGolden, CausalLMActivationCheckpointingSameGradients) {
@@ -61,7 +63,8 @@ TEST(LlamaGolden, CausalLMActivationCheckpointingSameGradients) {
   m->model().set_activation_checkpointing(true);
   nn::SafetensorsCheckpoint g(fixture("llama_causal", "golden.safetensors"));
   Tensor ids = g.get("input_ids"), mask = g.get("attention_mask"), labels = g.get("labels");
-  test::check_grads_and_steps(*m, "llama_causal", [&] { return m->forward(ids, mask, labels).loss; }, kTol);
+  test::check_grads_and_steps(
+      *m, "llama_causal", [&] { return m->forward(ids, mask, labels).loss; }, kTol);
 }
 
 TEST(LlamaGolden, SeqClsLoraMatchesHF) {
@@ -74,11 +77,13 @@ TEST(LlamaGolden, SeqClsLoraMatchesHF) {
     EXPECT_CLOSE(out.logits, g.get("logits"), kTol, kTol);
     EXPECT_CLOSE(out.loss.reshape({}), g.get("loss"), kTol, kTol);
   }
-  test::check_grads_and_steps(*m, "llama_seqcls", [&] { return m->forward(ids, mask, labels).loss; }, kTol);
+  test::check_grads_and_steps(
+      *m, "llama_seqcls", [&] { return m->forward(ids, mask, labels).loss; }, kTol);
 }
 
 TEST(LlamaGolden, PooledPositionRightmostNonPad) {
-  Tensor ids = Tensor::from_vector<int64_t>({5, 6, 3, 3, 3, 3, 7, 8, 9, 9, 3, 9, 3, 3, 3, 3}, {4, 4});
+  Tensor ids =
+      Tensor::from_vector<int64_t>({5, 6, 3, 3, 3, 3, 7, 8, 9, 9, 3, 9, 3, 3, 3, 3}, {4, 4});
   auto p = nn::LlamaForSequenceClassification::pooled_positions(ids, 3).to_vector<int64_t>();
   EXPECT_EQ(p, (std::vector<int64_t>{1, 3, 3, 0}));  // right pad, left pad, pad inside, all pad
 }
@@ -95,7 +100,9 @@ std::vector<int64_t> gen_ids(const std::string& key, nn::GenerateOptions o) {
 }
 
 std::vector<int64_t> golden_ids(const std::string& key) {
-  return nn::SafetensorsCheckpoint(fixture("llama_causal", "golden.safetensors")).get(key).to_vector<int64_t>();
+  return nn::SafetensorsCheckpoint(fixture("llama_causal", "golden.safetensors"))
+      .get(key)
+      .to_vector<int64_t>();
 }
 
 TEST(LlamaGolden, GreedyLeftPaddedMatchesHF) {
@@ -125,8 +132,10 @@ TEST(LlamaKVCache, IncrementalEqualsFullForward) {
   Tensor ids = Tensor::from_vector<int64_t>({1, 17, 9, 33, 41, 12, 1, 22, 5, 8, 60, 2}, {2, 6});
   Tensor full = m->forward(ids).logits;
   nn::KVCache cache;
-  Tensor a = m->forward(ids.slice(1, 0, 4).contiguous(), Tensor(), Tensor(), Tensor(), &cache).logits;
-  Tensor b = m->forward(ids.slice(1, 4, 6).contiguous(), Tensor(), Tensor(), Tensor(), &cache).logits;
+  Tensor a =
+      m->forward(ids.slice(1, 0, 4).contiguous(), Tensor(), Tensor(), Tensor(), &cache).logits;
+  Tensor b =
+      m->forward(ids.slice(1, 4, 6).contiguous(), Tensor(), Tensor(), Tensor(), &cache).logits;
   EXPECT_CLOSE(cat({a, b}, 1), full, 1e-5, 1e-5);
 }
 

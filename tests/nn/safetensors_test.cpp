@@ -44,7 +44,9 @@ TEST(Safetensors, RoundTripAllDtypesAndSharded) {
     Tensor y = f.get(n);
     EXPECT_EQ(y.dtype(), x.dtype()) << n;
     EXPECT_EQ(y.shape(), x.shape()) << n;
-    EXPECT_EQ(0, std::memcmp(y.contiguous().raw_data(), x.contiguous().raw_data(), x.numel() * dtype_size(x.dtype()))) << n;
+    EXPECT_EQ(0, std::memcmp(y.contiguous().raw_data(), x.contiguous().raw_data(),
+                             x.numel() * dtype_size(x.dtype())))
+        << n;
   }
   // Sharded: two files and an index.
   std::string dir = tmp("shard");
@@ -78,7 +80,8 @@ TEST(SafetensorsBadInput, TruncatedBadJsonOffsets) {
   std::string bad = bytes;
   bad[9] = '#';  // corrupt the JSON
   write(bad);
-  EXPECT_NE(expect_error([&] { nn::SafetensorsFile f(p); }).find("bad safetensors header JSON"), std::string::npos);
+  EXPECT_NE(expect_error([&] { nn::SafetensorsFile f(p); }).find("bad safetensors header JSON"),
+            std::string::npos);
   std::string big = bytes;
   big[0] = '\xff', big[1] = '\xff';  // header length beyond the file
   write(big);

@@ -45,7 +45,9 @@ nn::DataSource data() {
 }
 
 std::string tmpdir(const std::string& name) {
-  std::string d = (fs::temp_directory_path() / ("ld_trainer_" + name + "_" + std::to_string(::getpid()))).string();
+  std::string d =
+      (fs::temp_directory_path() / ("ld_trainer_" + name + "_" + std::to_string(::getpid())))
+          .string();
   fs::remove_all(d);
   return d;
 }
@@ -64,7 +66,9 @@ nn::TrainerOptions opts(const std::string& dir) {
 }
 
 auto loss_of(nn::EncoderForSequenceClassification& m) {
-  return [&m](const nn::Batch& b) { return m.forward(b["input_ids"], Tensor(), Tensor(), b["labels"]).loss; };
+  return [&m](const nn::Batch& b) {
+    return m.forward(b["input_ids"], Tensor(), Tensor(), b["labels"]).loss;
+  };
 }
 
 TEST(TrainerResume, ResumedRunEqualsUninterruptedBitForBit) {
@@ -125,7 +129,8 @@ TEST(TrainerBest, BestCheckpointFollowsMetric) {
   int k = 0;
   auto o = opts(d);
   o.eval_every = 1;
-  nn::Trainer t(*m, data(), loss_of(*m), [&] { return metrics[k++]; }, o);
+  nn::Trainer t(
+      *m, data(), loss_of(*m), [&] { return metrics[k++]; }, o);
   auto r = t.train();
   EXPECT_EQ(r.best_step, 2);
   EXPECT_EQ(*r.best_metric, 0.7);
