@@ -93,7 +93,11 @@ class BpeTokenizer final : public Tokenizer {
       LD_CHECK(id >= 0, "{}: token {:?} has negative id {}", src.vocab_name, tok, id);
       max_id = std::max(max_id, id);
     }
-    LD_CHECK(max_id < (1 << 28), "{}: id {} is implausibly large", src.vocab_name, max_id);
+    // Ids are dense in real vocabularies; a far larger id is a corrupt file (and would make us
+    // allocate a huge table).
+    LD_CHECK(static_cast<size_t>(max_id) < 2 * vocab.size() + 65536,
+             "{}: id {} is far beyond the vocabulary size {}", src.vocab_name, max_id,
+             vocab.size());
     id_token_.resize(max_id + 1);
     id_bytes_.resize(max_id + 1);
     vocab_.reserve(vocab.size());
@@ -179,6 +183,8 @@ class BpeTokenizer final : public Tokenizer {
   void configure_from_json(const std::vector<AddedToken>& added, const SpecialTemplate& tmpl,
                            const SpecialTokenIds& ids) {
     for (const AddedToken& t : added) {
+      LD_CHECK(t.id < vocab_size() + 65536, "added token {:?} has id {} far beyond the vocabulary",
+               t.content, t.id);
       if (t.id >= vocab_size()) {
         id_token_.resize(t.id + 1);
         id_bytes_.resize(t.id + 1);
