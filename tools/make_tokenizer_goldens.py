@@ -12,19 +12,22 @@ References, per tokenizer (the exact versions are written into each fixture):
                      the truncation cases.
   bert-base-uncased  transformers.BertTokenizer.from_pretrained(dir with vocab.txt) (lower case,
                      accents stripped); its `tokenizers` backend encodes, as above.
-  llama2             the `tokenizers` configuration of the Hub's meta-llama/Llama-2-7b-hf
-                     tokenizer.json (LlamaTokenizerFast): BPE with byte fallback built from
-                     tokenizer.model by transformers' converter, normalizer Prepend("▁") +
-                     Replace(" ", "▁"), no pre-tokenizer, template "<s> $A" / "<s> $A <s> $B"
-                     (B with type id 1). Every case is cross-checked against `sentencepiece`
-                     itself (the library Meta's reference code and HF's slow LlamaTokenizer with
-                     legacy=True call; text split on "<s>", "</s>", "<unk>" first, as HF does);
-                     the script fails if the two disagree. transformers 5's own LlamaTokenizer
-                     built from a bare tokenizer.model differs on text that starts with a space
-                     (its Metaspace pre-tokenizer does not double the leading "▁"); the number of
-                     such cases is recorded in the fixture as `transformers_v5_llama_mismatches`.
+  llama2             HF's slow Llama tokenizer: transformers' SentencePieceBackend with legacy=True
+                     and LlamaTokenizer's templates (BOS prepended, no EOS; pair "<s> A <s> B",
+                     B with type id 1; "<s>", "</s>", "<unk>" in text are special tokens). The
+                     script asserts it equals `sentencepiece` itself on every case. HF's fast
+                     tokenizer (BPE with byte fallback from transformers' converter, configured as
+                     the Hub's meta-llama/Llama-2-7b-hf tokenizer.json) differs from sentencepiece
+                     on some double spaces ("  It": [259, 3112] vs [29871, 739]); those counts are
+                     recorded in the fixture (fast_tokenizer_mismatches,
+                     transformers_v5_llama_mismatches). Truncation cases come from the fast
+                     tokenizer's longest_first, kept only where its untruncated ids equal the slow
+                     ones.
 Decoding goldens use the backend's `decode(ids, skip_special_tokens=True)` (no
-clean_up_tokenization_spaces), and `sentencepiece`'s decode for llama2.
+clean_up_tokenization_spaces), and `sentencepiece`'s decode for llama2 (lossless; HF's slow decode
+trims white space).
+Truncation follows HF tokenizers' longest_first (Rust), which differs from transformers' Python
+rule when the first sequence is not the longer one and the budget is odd.
 """
 import argparse
 import csv
