@@ -1,0 +1,238 @@
+// LoRA-drop pipeline and its training / evaluation / importance loops.
+//
+// Why not nn::Trainer: it builds its AdamW from model.named_parameters(), which lists a shared
+// adapter tensor once per site, so a shared A/B would be stepped once per site; it also requires
+// an out_dir for checkpoints. This loop uses AdapterSet::trainable_parameters() (each tensor once).
+#include "lora/pipeline.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "data/sampling.h"
+#include "nn/optim.h"
+
+namespace ld::lora {
+
+ClassificationData ClassificationData::subset(const std::vector<size_t>& idx) const {
+  ClassificationData out;
+  for (size_t i : idx) {
+    LD_CHECK(i < ids.size(), "subset: index {} out of range ({} examples)", i, ids.size());
+    out.ids.push_back(ids[i]);
+    if (!labels.empty()) out.labels.push_back(labels[i]);
+    if (!targets.empty()) out.targets.push_back(targets[i]);
+  }
+  return out;
+}
+
+Batch make_batch(const ClassificationData& d, const std::vector<size_t>& idx, int64_t pad_id) {
+  LD_CHECK(!idx.empty(), "make_batch: empty batch");
+  LD_CHECK(d.labels.size() == d.ids.size() || d.targets.size() == d.ids.size(),
+           "make_batch: {} examples but {} labels / {} targets", d.ids.size(), d.labels.size(),
+           d.targets.size());
+  size_t T = 0;
+  for (size_t i : idx) {
+    LD_CHECK(i < d.ids.size(), "make_batch: index {} out of range ({} examples)", i, d.ids.size());
+    LD_CHECK(!d.ids[i].empty(), "make_batch: example {} has no tokens", i);
+    T = std::max(T, d.ids[i].size());
+  }
+  const int64_t B = static_cast<int64_t>(idx.size());
+  std::vector<int64_t> ids(B * T, pad_id), mask(B * T, 0), labels;
+  std::vector<float> targets;
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& e = d.ids[idx[b]];
+    for (size_t t = 0; t < e.size(); ++t) {
+      ids[b * T + t] = e[t];
+      mask[b * T + t] = 1;
+    }
+    if (!d.regression())
+      labels.push_back(d.labels[idx[b]]);
+    else
+      targets.push_back(static_cast<float>(d.targets[idx[b]]));
+  }
+  Batch out;
+  const int64_t Ti = static_cast<int64_t>(T);
+  out.ids = Tensor::from_vector(ids, {B, Ti});
+  out.mask = Tensor::from_vector(mask, {B, Ti});
+  out.labels =
+      d.regression() ? Tensor::from_vector(targets, {B}) : Tensor::from_vector(labels, {B});
+  return out;
+}
+
+ForwardFn encoder_forward(nn::EncoderForSequenceClassification& m) {
+  return [&m](const Batch& b) { return m.forward(b.ids, b.mask, Tensor(), b.labels); };
+}
+
+namespace {
+
+std::vector<std::vector<size_t>> batches_of(size_t n, int64_t bs,
+                                            const std::vector<size_t>& order) {
+  LD_CHECK(bs > 0, "batch size must be positive, got {}", bs);
+  std::vector<std::vector<size_t>> out;
+  for (size_t i = 0; i < n; i += static_cast<size_t>(bs))
+    out.emplace_back(order.begin() + i, order.begin() + std::min(n, i + static_cast<size_t>(bs)));
+  return out;
+}
+
+std::vector<size_t> iota_n(size_t n) {
+  std::vector<size_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = i;
+  return v;
+}
+
+}  // namespace
+
+std::vector<double> train(AdapterSet& set, const ForwardFn& fwd, const ClassificationData& d,
+                          const TrainOptions& opt, bool collect_last_epoch) {
+  LD_CHECK(d.size() > 0, "train: no training examples");
+  nn::Module& model = set.root();
+  nn::AdamWOptions ao;
+  ao.lr = opt.lr;
+  ao.weight_decay = opt.weight_decay;
+  nn::AdamW adam(set.trainable_parameters(), ao);
+  std::vector<Tensor> params;
+  for (auto& [n, t] : adam.params()) params.push_back(t);
+  const int64_t per_epoch = (static_cast<int64_t>(d.size()) + opt.batch_size - 1) / opt.batch_size;
+  const int64_t total = per_epoch * opt.epochs;
+  const int64_t warmup =
+      static_cast<int64_t>(std::ceil(opt.warmup_ratio * static_cast<double>(total)));
+  std::vector<double> losses;
+  model.train();
+  int64_t step = 0;
+  for (int64_t ep = 0; ep < opt.epochs; ++ep) {
+    const bool collect = collect_last_epoch && ep == opt.epochs - 1;
+    if (collect) set.set_collecting(true);
+    auto order =
+        data::shuffled_indices(d.size(), opt.seed * 1000003ULL + static_cast<uint64_t>(ep));
+    for (const auto& idx : batches_of(d.size(), opt.batch_size, order)) {
+      Batch b = make_batch(d, idx, opt.pad_id);
+      if (collect) set.collector().set_token_mask(b.mask);
+      adam.set_lr(opt.lr * nn::linear_warmup_factor(step, warmup, total));
+      Tensor loss = fwd(b).loss;
+      LD_CHECK(loss.defined(), "train: the forward function returned no loss");
+      const double lv = loss.item();
+      LD_CHECK(std::isfinite(lv), "train: non-finite loss {} at step {}", lv, step);
+      losses.push_back(lv);
+      loss.backward();
+      if (collect) set.collector().flush();
+      if (opt.max_grad_norm > 0) nn::clip_grad_norm_(params, opt.max_grad_norm);
+      adam.step();
+      adam.zero_grad();
+      if (set.config().method == Method::Sparse) set.apply_masks_();
+      ++step;
+    }
+    if (collect) set.set_collecting(false);
+  }
+  return losses;
+}
+
+std::map<std::string, double> evaluate(nn::Module& model, const ForwardFn& fwd,
+                                       const ClassificationData& d, int64_t batch_size,
+                                       int64_t pad_id) {
+  LD_CHECK(d.size() > 0, "evaluate: no examples");
+  const bool was_training = model.is_training();
+  model.eval();
+  NoGradGuard ng;
+  double loss_sum = 0, correct = 0, sq = 0;
+  for (const auto& idx : batches_of(d.size(), batch_size, iota_n(d.size()))) {
+    Batch b = make_batch(d, idx, pad_id);
+    nn::SeqClsOutput out = fwd(b);
+    loss_sum += out.loss.item() * static_cast<double>(idx.size());
+    if (!d.regression()) {
+      auto pred = argmax(out.logits, 1).to_vector<int64_t>();
+      for (size_t i = 0; i < idx.size(); ++i) correct += pred[i] == d.labels[idx[i]] ? 1 : 0;
+    } else {
+      auto p = out.logits.reshape({-1}).to(kCPU, DType::f64).to_vector<double>();
+      for (size_t i = 0; i < idx.size(); ++i) sq += std::pow(p[i] - d.targets[idx[i]], 2);
+    }
+  }
+  model.train(was_training);
+  const double n = static_cast<double>(d.size());
+  std::map<std::string, double> m{{"eval_loss", loss_sum / n}};
+  if (d.regression())
+    m["mse"] = sq / n;
+  else
+    m["accuracy"] = correct / n;
+  return m;
+}
+
+void importance_pass(AdapterSet& set, const ForwardFn& fwd, const ClassificationData& d,
+                     int64_t batch_size, int64_t pad_id) {
+  nn::Module& model = set.root();
+  const bool was_training = model.is_training();
+  model.eval();
+  NoGradGuard ng;
+  set.set_collecting(true);
+  for (const auto& idx : batches_of(d.size(), batch_size, iota_n(d.size()))) {
+    Batch b = make_batch(d, idx, pad_id);
+    set.collector().set_token_mask(b.mask);
+    fwd(b);
+    set.collector().flush();
+  }
+  set.set_collecting(false);
+  model.train(was_training);
+}
+
+std::map<std::string, std::vector<bool>> select_per_target(const ImportanceTracker& tracker,
+                                                           const SelectionConfig& cfg) {
+  std::map<std::string, std::vector<bool>> keep;
+  for (const std::string& t : tracker.targets()) keep[t] = select_layers(tracker.means(t), cfg);
+  return keep;
+}
+
+PipelineResult run_loradrop(nn::Module& model, const ForwardFn& fwd,
+                            const ClassificationData& train_data,
+                            const ClassificationData& eval_data, const PipelineConfig& cfg) {
+  LD_CHECK(cfg.adapter.method == Method::LoRA, "LoRA-drop runs on LoRA adapters, not {}",
+           method_name(cfg.adapter.method));
+  LD_CHECK(cfg.sample_ratio > 0 && cfg.sample_ratio <= 1,
+           "sample ratio alpha must be in (0, 1], got {}", cfg.sample_ratio);
+  LD_CHECK(train_data.size() > 0, "LoRA-drop: empty training set");
+  if (!model.generator()) model.set_generator(std::make_shared<Generator>(cfg.seed));
+  PipelineResult res;
+  res.tracker = std::make_shared<ImportanceTracker>(cfg.importance);
+  Generator gen(cfg.seed);
+  res.adapters = std::make_shared<AdapterSet>(model, cfg.adapter, gen);
+  AdapterSet& set = *res.adapters;
+  res.lora_params = set.num_adapter_parameters();
+  set.attach_tracker(*res.tracker);
+
+  // 1. stratified sample of ratio alpha
+  std::vector<size_t> idx =
+      train_data.regression()
+          ? data::stratified_sample_regression(train_data.targets, cfg.sample_ratio, cfg.seed)
+          : data::stratified_sample(train_data.labels, cfg.sample_ratio, cfg.seed);
+  ClassificationData sample = train_data.subset(idx);
+  res.sample_size = static_cast<int64_t>(sample.size());
+
+  // 2. short LoRA training (n epochs), 3. importance
+  TrainOptions to = cfg.train;
+  to.epochs = cfg.sample_epochs;
+  to.seed = cfg.seed;
+  const bool during = cfg.importance_source == ImportanceSource::DuringTraining;
+  LD_CHECK(!during || !cfg.importance_on_full_train,
+           "importance collected during training uses the sample; a full-train-set importance "
+           "needs the separate pass");
+  res.sample_loss = train(set, fwd, sample, to, during);
+  if (!during)
+    importance_pass(set, fwd, cfg.importance_on_full_train ? train_data : sample, to.batch_size,
+                    to.pad_id);
+
+  // 4. selection per target
+  for (const std::string& t : res.tracker->targets()) {
+    res.importance[t] = res.tracker->means(t);
+    res.normalised[t] = res.tracker->normalised(t);
+  }
+  res.selected = select_per_target(*res.tracker, cfg.selection);
+  // 5. rebuild
+  set.rebuild(res.selected, cfg.selection.share_rest, cfg.shared_init, gen);
+  res.loradrop_params = set.num_adapter_parameters();
+
+  // 6. fine-tune on the full training set, 7. evaluate
+  to.epochs = cfg.epochs;
+  to.seed = cfg.seed + 1;
+  res.train_loss = train(set, fwd, train_data, to, false);
+  res.metrics = evaluate(model, fwd, eval_data, to.batch_size, to.pad_id);
+  return res;
+}
+
+}  // namespace ld::lora

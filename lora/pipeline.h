@@ -1,0 +1,110 @@
+// The LoRA-drop pipeline as one call: stratified sample -> short LoRA training -> importance pass
+// -> selection -> rebuild -> fine-tune -> evaluation; plus the small training/evaluation/importance
+// loops it is made of (nn has no trainer yet, so these use nn::AdamW directly).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lora/adapter.h"
+#include "lora/importance.h"
+#include "lora/selection.h"
+#include "nn/encoder.h"
+
+namespace ld::lora {
+
+// Tokenised sequence-classification data, independent of any task reader.
+struct ClassificationData {
+  std::vector<std::vector<int64_t>> ids;  // one token list per example (unpadded)
+  std::vector<int64_t> labels;            // classification labels, or
+  std::vector<double> targets;            // regression targets (when labels is empty)
+  size_t size() const { return ids.size(); }
+  bool regression() const { return labels.empty(); }
+  ClassificationData subset(const std::vector<size_t>& idx) const;
+};
+
+// ids i64 [B, T] right-padded with pad_id to the longest example, mask i64 [B, T] (1 = real),
+// labels i64 [B] or f32 [B].
+struct Batch {
+  Tensor ids, mask, labels;
+};
+Batch make_batch(const ClassificationData& d, const std::vector<size_t>& idx, int64_t pad_id);
+
+// Runs the model on a batch: logits [B, C] and, given labels, the loss.
+using ForwardFn = std::function<nn::SeqClsOutput(const Batch&)>;
+ForwardFn encoder_forward(nn::EncoderForSequenceClassification& m);
+
+struct TrainOptions {
+  int64_t epochs = 1;
+  int64_t batch_size = 16;
+  double lr = 5e-4;
+  double weight_decay = 0.0;
+  double warmup_ratio = 0.06;  // linear warmup then linear decay (transformers' schedule)
+  double max_grad_norm = 1.0;  // <= 0: no clipping
+  uint64_t seed = 0;           // data order
+  int64_t pad_id = 1;
+};
+
+// Trains set's trainable parameters (the adapters and the head) with AdamW on `d`; returns the
+// loss of every step. Sparse sets get their masks re-applied after every step. With
+// `collect_last_epoch`, importance is collected (set must have a tracker) during the last epoch.
+std::vector<double> train(AdapterSet& set, const ForwardFn& fwd, const ClassificationData& d,
+                          const TrainOptions& opt, bool collect_last_epoch = false);
+
+// Accuracy (classification) or MSE (regression) and the mean loss, in eval mode without grad:
+// {"accuracy" | "mse", "eval_loss"}.
+std::map<std::string, double> evaluate(nn::Module& model, const ForwardFn& fwd,
+                                       const ClassificationData& d, int64_t batch_size,
+                                       int64_t pad_id);
+
+// A no-grad pass over `d` in eval mode that adds ||ΔW x||² per example and site to the set's
+// tracker (attach_tracker first).
+void importance_pass(AdapterSet& set, const ForwardFn& fwd, const ClassificationData& d,
+                     int64_t batch_size, int64_t pad_id);
+
+// select_layers() for every target of the tracker: keep[target][i] for its sites by layer.
+std::map<std::string, std::vector<bool>> select_per_target(const ImportanceTracker& tracker,
+                                                           const SelectionConfig& cfg);
+
+enum class ImportanceSource { SeparatePass, DuringTraining };
+
+struct PipelineConfig {
+  AdapterConfig adapter;      // LoRA at the targets (method must be LoRA)
+  double sample_ratio = 0.1;  // alpha: stratified sample of the training set
+  int64_t sample_epochs = 3;  // n: short LoRA training on the sample
+  int64_t epochs = 3;         // full fine-tune after the rebuild
+  TrainOptions train;         // batch size, lr, ... (epochs / seed are overridden)
+  SelectionConfig selection;  // T and the ablations
+  SharedInit shared_init = SharedInit::Fresh;
+  bool importance_on_full_train = false;  // importance data: the sample (default) or the full set
+  ImportanceSource importance_source = ImportanceSource::SeparatePass;
+  ImportanceOptions importance;
+  uint64_t seed = 0;
+};
+
+struct PipelineResult {
+  std::shared_ptr<AdapterSet> adapters;  // the trained, rebuilt adapters
+  // g_i, counts, histograms per site (shared: the adapters' collector points at it)
+  std::shared_ptr<ImportanceTracker> tracker;
+  std::map<std::string, std::vector<double>> importance;  // g_i per target, by layer
+  std::map<std::string, std::vector<double>> normalised;  // y_i per target
+  std::map<std::string, std::vector<bool>> selected;      // keeps its own adapter, by layer
+  std::map<std::string, double> metrics;                  // evaluate() after the fine-tune
+  std::vector<double> sample_loss, train_loss;            // per step
+  int64_t sample_size = 0;
+  int64_t lora_params = 0;      // #Tr. Params of LoRA at every site
+  int64_t loradrop_params = 0;  // after the rebuild
+};
+
+// Runs LoRA-drop on `model` (a pretrained model without adapters; its base stays frozen) in place:
+// attaches LoRA, trains on the stratified sample, measures importance, selects, rebuilds (retained
+// sites keep their trained adapters, the rest share one fresh or mean-initialised adapter per
+// target, or lose theirs under w/o share), fine-tunes on the full training set and evaluates.
+PipelineResult run_loradrop(nn::Module& model, const ForwardFn& fwd,
+                            const ClassificationData& train_data,
+                            const ClassificationData& eval_data, const PipelineConfig& cfg);
+
+}  // namespace ld::lora
