@@ -1,6 +1,7 @@
 // matmul and linear: batch dims broadcast, one bmm call per product, backward by matmuls.
 #include "core/ops/linalg.h"
 
+#include "core/autocast.h"
 #include "core/autograd.h"
 #include "core/kernels.h"
 #include "core/ops/elementwise.h"
@@ -52,6 +53,8 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
            b_in.desc());
   LD_CHECK(a_in.dim() >= 1 && b_in.dim() >= 1, "matmul: 0-d operand: {} @ {}", a_in.desc(),
            b_in.desc());
+  // Mixed precision (core/autocast.h): CUDA f32 GEMMs run in bf16/f16 inside an AutocastGuard.
+  if (Tensor r = autocast_matmul(a_in, b_in); r.defined()) return r;
   bool va = a_in.dim() == 1, vb = b_in.dim() == 1;
   Tensor a = va ? a_in.unsqueeze(0) : a_in;
   Tensor b = vb ? b_in.unsqueeze(1) : b_in;

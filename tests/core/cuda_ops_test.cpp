@@ -1,0 +1,445 @@
+// CUDA vs CPU parity for every backend op through the op layer (forward and gradients) in
+// f32/bf16/f16, plus runtime checks: allocator reuse/statistics, output canaries, bit-identical
+// dropout masks, fused attention vs the unfused composition, fused LoRA vs the reference.
+// Every case skips with "no CUDA device: ..." when no GPU can be used.
+#include <functional>
+
+#include "core/cuda/attention.h"
+#include "core/kernels.h"
+#include "core/ops/lora_linear.h"
+#include "tests/test_util.h"
+#ifdef LD_WITH_CUDA
+#include "core/cuda/cuda_ops.h"
+#include "core/cuda/runtime.h"
+#endif
+
+namespace ld {
+namespace {
+
+#define LD_REQUIRE_CUDA()                                                 \
+  do {                                                                    \
+    if (!cuda_available())                                                \
+      GTEST_SKIP() << "no CUDA device: "                                  \
+                   << (cuda_hooks() ? cuda_hooks()->unavailable_reason()  \
+                                    : std::string("built without CUDA")); \
+  } while (0)
+
+// Tolerances per dtype (llm.c style |gpu - ref| <= atol + rtol |ref|). The reference runs in f32
+// on the CPU from the same (rounded) inputs; f32 differs only by summation order (GEMMs, reductions
+// over a few thousand terms); bf16 keeps 8 mantissa bits (2^-8 = 0.0039 relative per rounding, a
+// few roundings per op); f16 keeps 11 bits.
+struct Tol {
+  double atol, rtol;
+};
+Tol tol_for(DType dt) {
+  switch (dt) {
+    case DType::bf16:
+      return {2e-2, 3e-2};
+    case DType::f16:
+      return {3e-3, 5e-3};
+    default:
+      return {2e-5, 2e-4};
+  }
+}
+
+const DType kDtypes[] = {DType::f32, DType::bf16, DType::f16};
+
+// Runs f on CPU f32 copies (rounded through dt) and on CUDA tensors of dtype dt; compares the
+// outputs and the gradients of sum(out * w) for every floating input.
+void check_parity(const std::string& what, const std::function<Tensor(std::vector<Tensor>&)>& f,
+                  const std::vector<Tensor>& inputs_f32, DType dt, bool grads = true,
+                  double tol_scale = 1.0) {
+  SCOPED_TRACE(what + " " + dtype_name(dt));
+  std::vector<Tensor> cpu, gpu;
+  for (const Tensor& t : inputs_f32) {
+    if (!t.defined()) {
+      cpu.emplace_back();
+      gpu.emplace_back();
+      continue;
+    }
+    const bool fl = is_floating(t.dtype());
+    Tensor c = fl ? t.to(dt).to(DType::f32) : t;
+    Tensor g = fl ? t.to(cuda_device(), dt) : t.to(cuda_device());
+    if (fl && grads) {
+      c.set_requires_grad(true);
+      g.set_requires_grad(true);
+    }
+    cpu.push_back(c);
+    gpu.push_back(g);
+  }
+  Tensor yc = f(cpu), yg = f(gpu);
+  ASSERT_TRUE(yg.is_cuda()) << yg.desc();
+  Tol tol = tol_for(dt);
+  EXPECT_CLOSE(yg.to(kCPU, DType::f32), yc, tol.atol * tol_scale, tol.rtol * tol_scale);
+  if (!grads) return;
+  Tensor w = test::randn(yc.shape(), 4242, DType::f32);
+  sum(mul(yc, w)).backward();
+  sum(mul(yg, w.to(cuda_device(), dt))).backward();
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    if (!cpu[i].defined() || !cpu[i].requires_grad()) continue;
+    SCOPED_TRACE("gradient of input " + std::to_string(i));
+    ASSERT_EQ(cpu[i].grad().defined(), gpu[i].grad().defined());
+    if (!cpu[i].grad().defined()) continue;
+    EXPECT_CLOSE(gpu[i].grad().to(kCPU, DType::f32), cpu[i].grad(), 2 * tol.atol * tol_scale,
+                 2 * tol.rtol * tol_scale);
+  }
+}
+
+Tensor rn(const Shape& s, uint64_t seed, double std = 1.0) {
+  return test::randn(s, seed, DType::f32, std);
+}
+
+TEST(CudaRuntime, NoDeviceGivesClearError) {
+  if (cuda_available()) GTEST_SKIP() << "a CUDA device is present; this checks the no-GPU path";
+  try {
+    Tensor::empty({2}, DType::f32, cuda_device());
+    FAIL() << "expected ld::Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no CUDA device"), std::string::npos) << e.what();
+  }
+  // The CPU keeps working.
+  EXPECT_EQ(sum(Tensor::ones({3})).item(), 3.0);
+}
+
+#ifdef LD_WITH_CUDA
+TEST(CudaRuntime, AllocatorReusesBlocksAndCounts) {
+  LD_REQUIRE_CUDA();
+  cuda::empty_cache();
+  cuda::reset_peak();
+  auto s0 = cuda::allocator_stats();
+  void* p = cuda::device_alloc(1000);
+  auto s1 = cuda::allocator_stats();
+  EXPECT_EQ(s1.num_cuda_malloc, s0.num_cuda_malloc + 1);
+  EXPECT_EQ(s1.current_bytes, s0.current_bytes + cuda::round_size(1000));
+  cuda::device_free(p);
+  void* q = cuda::device_alloc(900);  // same 1024-byte class: served from the cache
+  auto s2 = cuda::allocator_stats();
+  EXPECT_EQ(q, p);
+  EXPECT_EQ(s2.num_cuda_malloc, s1.num_cuda_malloc);
+  EXPECT_EQ(s2.num_cache_hits, s1.num_cache_hits + 1);
+  void* big = cuda::device_alloc(size_t(5) << 20);
+  EXPECT_GE(cuda::allocator_stats().peak_bytes, (size_t(5) << 20) + 1024);
+  cuda::device_free(big);
+  cuda::device_free(q);
+  EXPECT_EQ(cuda::allocator_stats().current_bytes, s0.current_bytes);
+  cuda::empty_cache();
+  EXPECT_EQ(cuda::allocator_stats().reserved_bytes, s0.reserved_bytes - 0);
+  // Tensors go through the same allocator: a training-step-like loop mallocs only once.
+  { Tensor t = Tensor::zeros({256, 256}, DType::f32, cuda_device()); }
+  auto s3 = cuda::allocator_stats();
+  for (int i = 0; i < 5; ++i) Tensor t = Tensor::zeros({256, 256}, DType::f32, cuda_device());
+  EXPECT_EQ(cuda::allocator_stats().num_cuda_malloc, s3.num_cuda_malloc);
+}
+
+TEST(CudaRuntime, RoundTripThroughPinnedStaging) {
+  LD_REQUIRE_CUDA();
+  Tensor x = rn({3, 1000, 1000}, 5);  // 12 MB: several staging chunks
+  Tensor back = x.to(cuda_device()).to(kCPU);
+  EXPECT_CLOSE(back, x, 0, 0);
+}
+
+TEST(CudaKernels, OutputCanariesSurvive) {
+  LD_REQUIRE_CUDA();
+  // The output is a window in the middle of a buffer filled with a sentinel; kernels must not
+  // write outside it.
+  const float kSentinel = 12345.0f;
+  for (int64_t n : {1, 7, 33, 1000, 4099}) {
+    Tensor buf = Tensor::full({n + 64}, kSentinel, DType::f32, cuda_device());
+    Tensor out = buf.narrow(0, 32, n);
+    Tensor x = rn({n}, 7).to(cuda_device());
+    cuda::unary(UnaryOp::Exp, out, x, 0.0);
+    cuda::binary(BinaryOp::Mul, out, out, x, 0.0);
+    Tensor rows = buf.narrow(0, 32, 1);
+    cuda::reduce_sum_rows(rows, x.view({1, n}));
+    std::vector<float> h = buf.to_vector<float>();
+    for (int64_t i = 0; i < 32; ++i) {
+      EXPECT_EQ(h[i], kSentinel) << "n=" << n << " before, index " << i;
+      EXPECT_EQ(h[32 + n + i], kSentinel) << "n=" << n << " after, index " << i;
+    }
+  }
+}
+
+TEST(CudaKernels, DropoutMaskBitIdentical) {
+  LD_REQUIRE_CUDA();
+  for (int64_t n : {1, 5, 1023, 100003}) {
+    Tensor x = Tensor::ones({n});
+    Tensor out_c = Tensor::empty({n}), keep_c = Tensor::empty({n}, DType::b8);
+    cpu::dropout_fwd(out_c, keep_c, x, 0.3, 1234, 77);
+    Tensor xg = x.to(cuda_device());
+    Tensor out_g = Tensor::empty({n}, DType::f32, cuda_device());
+    Tensor keep_g = Tensor::empty({n}, DType::b8, cuda_device());
+    cuda::dropout_fwd(out_g, keep_g, xg, 0.3, 1234, 77);
+    EXPECT_EQ(keep_g.to_vector<bool>(), keep_c.to_vector<bool>()) << "n=" << n;
+    EXPECT_EQ(out_g.to_vector<float>(), out_c.to_vector<float>()) << "n=" << n;
+  }
+}
+#endif
+
+TEST(CudaElementwiseParity, UnaryOps) {
+  LD_REQUIRE_CUDA();
+  for (DType dt : kDtypes) {
+    Tensor x = test::randu({5, 37}, 3, 0.2, 2.0, DType::f32);
+    check_parity(
+        "exp", [](auto& in) { return exp(in[0]); }, {x}, dt);
+    check_parity(
+        "log", [](auto& in) { return log(in[0]); }, {x}, dt);
+    check_parity(
+        "sqrt", [](auto& in) { return sqrt(in[0]); }, {x}, dt);
+    check_parity(
+        "tanh", [](auto& in) { return tanh(in[0]); }, {x}, dt);
+    check_parity(
+        "sigmoid", [](auto& in) { return sigmoid(in[0]); }, {x}, dt);
+    Tensor y = rn({1, 129}, 4);
+    check_parity(
+        "gelu", [](auto& in) { return gelu(in[0]); }, {y}, dt);
+    check_parity(
+        "gelu_tanh", [](auto& in) { return gelu(in[0], true); }, {y}, dt);
+    check_parity(
+        "silu", [](auto& in) { return silu(in[0]); }, {y}, dt);
+    check_parity(
+        "relu", [](auto& in) { return relu(in[0]); }, {y}, dt);
+    check_parity(
+        "pow3", [](auto& in) { return pow(in[0], 3.0); }, {y}, dt);
+    check_parity(
+        "affine", [](auto& in) { return add(mul(in[0], 1.5), 0.25); }, {y}, dt);
+  }
+}
+
+TEST(CudaElementwiseParity, BinaryBroadcastAndNonContiguous) {
+  LD_REQUIRE_CUDA();
+  for (DType dt : kDtypes) {
+    Tensor a = rn({4, 1, 33}, 10), b = rn({5, 33}, 11);
+    check_parity(
+        "add_bcast", [](auto& in) { return add(in[0], in[1]); }, {a, b}, dt);
+    check_parity(
+        "mul_bcast", [](auto& in) { return mul(in[0], in[1]); }, {a, b}, dt);
+    Tensor c = rn({33, 6}, 12), d = rn({6, 33}, 13);
+    // c^T is a non-contiguous view.
+    check_parity(
+        "sub_transposed", [](auto& in) { return sub(in[0].t(), in[1]); }, {c, d}, dt);
+    Tensor e = test::randu({7, 9}, 14, 0.5, 2.0, DType::f32);
+    check_parity(
+        "div", [](auto& in) { return div(in[1], in[0]); }, {e, rn({7, 9}, 15)}, dt);
+    check_parity(
+        "maximum", [](auto& in) { return maximum(in[0], in[1]); }, {rn({1}, 16), rn({3, 1, 2}, 17)},
+        dt);
+    check_parity(
+        "where", [](auto& in) { return where(compare(CompareOp::Gt, in[0], 0.0), in[0], in[1]); },
+        {rn({8, 3}, 18), rn({8, 3}, 19)}, dt, false);
+  }
+}
+
+TEST(CudaReduceParity, SumMeanMax) {
+  LD_REQUIRE_CUDA();
+  for (DType dt : kDtypes) {
+    for (Shape s : {Shape{1, 1}, Shape{3, 5}, Shape{17, 1025}, Shape{2, 4097}}) {
+      Tensor x = rn(s, 20);
+      check_parity(
+          "sum_last", [](auto& in) { return sum(in[0], {-1}); }, {x}, dt, true, 4);
+      check_parity(
+          "sum_first", [](auto& in) { return sum(in[0], {0}); }, {x}, dt, true, 4);
+      check_parity(
+          "mean", [](auto& in) { return mean(in[0]); }, {x}, dt, true, 4);
+      check_parity(
+          "max", [](auto& in) { return max(in[0], -1); }, {x}, dt);
+    }
+  }
+}
+
+TEST(CudaGemmParity, MatmulShapesAndLayouts) {
+  LD_REQUIRE_CUDA();
+  for (DType dt : kDtypes) {
+    const double sc = dt == DType::f32 ? 1.0 : 2.0;
+    check_parity(
+        "mm", [](auto& in) { return matmul(in[0], in[1]); }, {rn({7, 13}, 30), rn({13, 5}, 31)}, dt,
+        true, sc);
+    check_parity(
+        "mm_1x1", [](auto& in) { return matmul(in[0], in[1]); }, {rn({1, 1}, 32), rn({1, 1}, 33)},
+        dt, true, sc);
+    check_parity(
+        "mm_t", [](auto& in) { return matmul(in[0].t(), in[1].t()); },
+        {rn({13, 7}, 34), rn({5, 13}, 35)}, dt, true, sc);
+    check_parity(
+        "bmm", [](auto& in) { return matmul(in[0], in[1]); },
+        {rn({3, 9, 16}, 36), rn({3, 16, 4}, 37)}, dt, true, sc);
+    check_parity(
+        "bmm_bcast", [](auto& in) { return matmul(in[0], in[1]); },
+        {rn({2, 3, 9, 16}, 38), rn({16, 11}, 39)}, dt, true, sc);
+    check_parity(
+        "bmm_bcast_a", [](auto& in) { return matmul(in[0], in[1]); },
+        {rn({9, 16}, 40), rn({4, 16, 3}, 41)}, dt, true, sc);
+    check_parity(
+        "linear", [](auto& in) { return linear(in[0], in[1], in[2]); },
+        {rn({2, 5, 64}, 42), rn({48, 64}, 43, 0.1), rn({48}, 44)}, dt, true, sc);
+    check_parity(
+        "matvec", [](auto& in) { return matmul(in[0], in[1]); }, {rn({6, 10}, 45), rn({10}, 46)},
+        dt, true, sc);
+  }
+}
+
+TEST(CudaNnParity, NormsSoftmaxLossRope) {
+  LD_REQUIRE_CUDA();
+  for (DType dt : kDtypes) {
+    for (int64_t n : {1, 7, 768, 1500}) {
+      Tensor x = rn({6, n}, 50), w = rn({n}, 51), b = rn({n}, 52);
+      check_parity(
+          "layer_norm", [](auto& in) { return layer_norm(in[0], in[1], in[2], 1e-5); }, {x, w, b},
+          dt, true, 2);
+      check_parity(
+          "layer_norm_noaffine",
+          [](auto& in) { return layer_norm(in[0], Tensor(), Tensor(), 1e-5); }, {x}, dt, true, 2);
+      check_parity(
+          "rms_norm", [](auto& in) { return rms_norm(in[0], in[1], 1e-6); }, {x, w}, dt, true, 2);
+      check_parity(
+          "softmax", [](auto& in) { return softmax(in[0]); }, {x}, dt);
+      check_parity(
+          "log_softmax", [](auto& in) { return log_softmax(in[0]); }, {x}, dt);
+    }
+    Tensor s = rn({2, 3, 5, 9}, 53);
+    Tensor mask = Tensor::zeros({2, 1, 1, 9});
+    {
+      auto mv = mask.data<float>();
+      for (int i : {3, 4, 9 + 0, 9 + 8}) mv[i] = -1e9f;
+    }
+    check_parity(
+        "softmax_mask", [](auto& in) { return softmax(in[0], -1, in[1]); }, {s, mask}, dt);
+    check_parity(
+        "softmax_dim1", [](auto& in) { return softmax(in[0], 1); }, {s}, dt);
+    Tensor logits = rn({11, 37}, 54);
+    std::vector<int64_t> tg = {0, 5, 36, -100, 3, 3, 8, 9, 10, -100, 2};
+    Tensor targets = Tensor::from_vector(tg, {11});
+    check_parity(
+        "cross_entropy", [&](auto& in) { return cross_entropy(in[0], in[1]); }, {logits, targets},
+        dt, true, 2);
+    Tensor q = rn({2, 3, 7, 16}, 55);
+    std::vector<int64_t> pos;
+    for (int b = 0; b < 2; ++b)
+      for (int t = 0; t < 7; ++t) pos.push_back(3 * b + t);
+    Tensor positions = Tensor::from_vector(pos, {2, 7});
+    check_parity(
+        "rope", [&](auto& in) { return rope(in[0], in[1]); }, {q, positions}, dt);
+    check_parity(
+        "rope_noncontig", [&](auto& in) { return rope(in[0].transpose(1, 2), in[1]); },
+        {rn({2, 7, 3, 16}, 56), positions}, dt);
+  }
+}
+
+TEST(CudaNnParity, EmbeddingAndIndex) {
+  LD_REQUIRE_CUDA();
+  for (DType dt : kDtypes) {
+    Tensor w = rn({13, 24}, 60);
+    std::vector<int64_t> ids = {1, 5, 5, 0, 12, 5, 1, 3, 3, 3, 7};
+    Tensor idt = Tensor::from_vector(ids, {1, 11});
+    check_parity(
+        "embedding", [&](auto& in) { return embedding(in[0], in[1]); }, {w, idt}, dt, true, 2);
+    check_parity(
+        "embedding_pad", [&](auto& in) { return embedding(in[0], in[1], 5); }, {w, idt}, dt, true,
+        2);
+  }
+}
+
+TEST(CudaNnParity, DropoutSameMaskThroughOp) {
+  LD_REQUIRE_CUDA();
+  for (DType dt : kDtypes)
+    check_parity(
+        "dropout", [](auto& in) { return dropout(in[0], 0.25, true, 99, 3); }, {rn({9, 130}, 70)},
+        dt);
+}
+
+#ifdef LD_WITH_CUDA
+TEST(CudaNnParity, AdamWStepMatchesCpu) {
+  LD_REQUIRE_CUDA();
+  for (int64_t n : {1, 1000, 70001}) {
+    Tensor p = rn({n}, 80), g = rn({n}, 81), m = rn({n}, 82, 0.1),
+           v = test::randu({n}, 83, 0.0, 0.1, DType::f32);
+    Tensor pg = p.to(cuda_device()), gg = g.to(cuda_device()), mg = m.to(cuda_device()),
+           vg = v.to(cuda_device());
+    Tensor p2 = p.clone(), m2 = m.clone(), v2 = v.clone();
+    cpu::adamw_step(p2, g, m2, v2, 1e-3, 0.9, 0.999, 1e-8, 0.01, 7);
+    cuda::adamw_step(pg, gg, mg, vg, 1e-3, 0.9, 0.999, 1e-8, 0.01, 7);
+    EXPECT_CLOSE(pg.to(kCPU), p2, 1e-6, 1e-5);
+    EXPECT_CLOSE(mg.to(kCPU), m2, 1e-6, 1e-5);
+    EXPECT_CLOSE(vg.to(kCPU), v2, 1e-6, 1e-5);
+    // The multi-tensor entry gives the same result as the single-tensor one.
+    Tensor pm = p.to(cuda_device()), mm = m.to(cuda_device()), vm = v.to(cuda_device());
+    cuda::adamw_multi({pm}, {gg}, {mm}, {vm}, 1e-3, 0.9, 0.999, 1e-8, 0.01, 7);
+    EXPECT_CLOSE(pm.to(kCPU), pg.to(kCPU), 0, 0);
+  }
+}
+
+TEST(CudaAttentionParity, FusedMatchesUnfused) {
+  LD_REQUIRE_CUDA();
+  struct Case {
+    int64_t B, Hq, Hkv, Tq, Tk, D;
+    bool causal, mask;
+  };
+  for (Case c : {Case{1, 1, 1, 1, 1, 8, false, false}, Case{2, 4, 2, 37, 37, 64, true, true},
+                 Case{2, 2, 1, 5, 70, 32, true, false}, Case{1, 8, 8, 65, 65, 128, false, true},
+                 Case{1, 2, 2, 33, 33, 80, true, true}}) {
+    for (DType dt : kDtypes) {
+      SCOPED_TRACE(fmt::format("B{} Hq{} Hkv{} Tq{} Tk{} D{} causal {} mask {}", c.B, c.Hq, c.Hkv,
+                               c.Tq, c.Tk, c.D, c.causal, c.mask));
+      Tensor q = rn({c.B, c.Hq, c.Tq, c.D}, 90), k = rn({c.B, c.Hkv, c.Tk, c.D}, 91),
+             v = rn({c.B, c.Hkv, c.Tk, c.D}, 92);
+      Tensor kpm;
+      if (c.mask) {
+        std::vector<bool> m(c.B * c.Tk, true);
+        for (int64_t b = 0; b < c.B; ++b)
+          for (int64_t j = c.Tk - 1 - b * 3; j < c.Tk; ++j) m[b * c.Tk + j] = false;
+        m[0] = true;
+        kpm = Tensor::from_vector(m, {c.B, c.Tk}).to(cuda_device());
+      }
+      auto run = [&](cuda::AttentionImpl impl, std::vector<Tensor>& grads) {
+        cuda::set_attention_impl(impl);
+        Tensor qg = q.to(cuda_device(), dt), kg = k.to(cuda_device(), dt),
+               vg = v.to(cuda_device(), dt);
+        for (Tensor* t : {&qg, &kg, &vg}) t->set_requires_grad(true);
+        Tensor o = scaled_dot_product_attention(qg, kg, vg, kpm, c.causal);
+        sum(mul(o, rn(o.shape(), 93).to(cuda_device(), dt))).backward();
+        grads = {qg.grad(), kg.grad(), vg.grad()};
+        return o;
+      };
+      std::vector<Tensor> gu, gf;
+      Tensor ou = run(cuda::AttentionImpl::Unfused, gu);
+      Tensor of = run(cuda::AttentionImpl::Fused, gf);
+      cuda::set_attention_impl(cuda::AttentionImpl::Fused);
+      Tol t = tol_for(dt);
+      EXPECT_CLOSE(of.to(kCPU, DType::f32), ou.to(kCPU, DType::f32), t.atol, t.rtol);
+      for (int i = 0; i < 3; ++i) {
+        SCOPED_TRACE("gradient " + std::to_string(i));
+        EXPECT_CLOSE(gf[i].to(kCPU, DType::f32), gu[i].to(kCPU, DType::f32), 3 * t.atol,
+                     3 * t.rtol);
+      }
+    }
+  }
+}
+
+TEST(CudaLoraParity, FusedMatchesCompositionAndImportance) {
+  LD_REQUIRE_CUDA();
+  for (DType dt : kDtypes) {
+    for (double p : {0.0, 0.2}) {
+      Tensor x = rn({3, 17, 96}, 100), W = rn({80, 96}, 101, 0.1), b = rn({80}, 102),
+             A = rn({8, 96}, 103, 0.1), B = rn({80, 8}, 104, 0.1);
+      std::vector<bool> mk(3 * 17, true);
+      for (int t = 10; t < 17; ++t) mk[2 * 17 + t] = false;
+      Tensor mask_c = Tensor::from_vector(mk, {3, 17});
+      Tensor imp_c, imp_g;
+      check_parity(
+          "lora_linear",
+          [&](auto& in) {
+            Tensor* imp = in[0].is_cuda() ? &imp_g : &imp_c;
+            Tensor m = in[0].is_cuda() ? mask_c.to(cuda_device()) : mask_c;
+            // The CPU runs the reference composition; CUDA runs the fused path.
+            return lora_linear(in[0], in[1], in[2], in[3], in[4], 2.0, p, true, 5, 9, imp, m);
+          },
+          {x, W, b, A, B}, dt, true, 2);
+      ASSERT_TRUE(imp_c.defined() && imp_g.defined());
+      Tol t = tol_for(dt);
+      EXPECT_CLOSE(imp_g.to(kCPU), imp_c, t.atol * 10, t.rtol * 2);
+    }
+  }
+}
+#endif
+
+}  // namespace
+}  // namespace ld
