@@ -193,14 +193,39 @@ std::vector<CsvRecord> parse_csv(std::string_view text, const std::string& name)
   return records;
 }
 
-nlohmann::json parse_json(std::string_view text, const std::string& name, int64_t first_line) {
-  try {
-    return nlohmann::json::parse(text.begin(), text.end());
-  } catch (const nlohmann::json::parse_error& e) {
-    // e.byte is 1-based and may point one past the end.
-    size_t off = e.byte > 0 ? e.byte - 1 : 0;
-    LD_FAIL("{}:{}: invalid JSON: {}", name, first_line - 1 + line_of_offset(text, off), e.what());
+namespace {
+
+// The DOM builder with a parse_error hook that keeps the byte position for every error kind:
+// nlohmann-json reports number overflow ("1E400") as out_of_range, whose exception carries no
+// position, so catching only parse_error let it escape (found by fuzz_dart_json).
+struct PositionedDomSax : nlohmann::detail::json_sax_dom_parser<nlohmann::json> {
+  explicit PositionedDomSax(nlohmann::json& j)
+      : nlohmann::detail::json_sax_dom_parser<nlohmann::json>(j, /*allow_exceptions=*/false) {}
+  bool parse_error(size_t position, const std::string& /*last_token*/,
+                   const nlohmann::detail::exception& ex) {
+    failed = true;
+    error_position = position;
+    message = ex.what();
+    return false;
   }
+  bool failed = false;
+  size_t error_position = 0;
+  std::string message;
+};
+
+}  // namespace
+
+nlohmann::json parse_json(std::string_view text, const std::string& name, int64_t first_line) {
+  nlohmann::json j;
+  PositionedDomSax sax(j);
+  const bool ok = nlohmann::json::sax_parse(text.begin(), text.end(), &sax);
+  if (!ok || sax.failed) {
+    // The position counts characters read (1-based) and may point one past the end.
+    const size_t off = sax.error_position > 0 ? sax.error_position - 1 : 0;
+    LD_FAIL("{}:{}: invalid JSON: {}", name, first_line - 1 + line_of_offset(text, off),
+            sax.message.empty() ? std::string("parse failed") : sax.message);
+  }
+  return j;
 }
 
 std::vector<size_t> top_level_array_offsets(std::string_view text) {

@@ -396,6 +396,16 @@ TEST(ReaderBadInput, DialogSumJsonl) {
   expect_error([&] { read_dialogsum(p); }, {p + ":1:", "expected a JSON object"});
 }
 
+TEST(ReaderBadInput, FuzzRegressionJsonNumberOverflow) {
+  TempDir t;
+  // Fuzz regression (fuzz_dart_json crash): a number too large for a double made nlohmann-json
+  // throw out_of_range, which escaped as a non-ld::Error exception.
+  auto p = t.write("overflow.json", "[\n 7777777555554.777750301E30141\n]");
+  expect_error([&] { read_dart(p); }, {p + ":2:", "invalid JSON", "number overflow"});
+  p = t.write("overflow.jsonl", "{\"dialogue\":\"x\"}\n{\"dialogue\": 1e999}\n");
+  expect_error([&] { read_dialogsum(p); }, {p + ":2:", "number overflow"});
+}
+
 TEST(TextIo, Utf8AndCsvPrimitives) {
   EXPECT_EQ(find_invalid_utf8("ascii \xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"),
             std::string_view::npos);
