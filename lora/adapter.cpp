@@ -16,6 +16,7 @@
 #include <unordered_set>
 
 #include "core/nvtx.h"
+#include "core/ops/lora_linear.h"
 
 namespace ld::lora {
 
@@ -215,15 +216,36 @@ Tensor AdaptedLinear::forward(const Tensor& x) {
   }
   LD_CHECK((method_ != Method::VeRA && method_ != Method::TiedLoRA) || d_.defined(),
            "site '{}': {} adapter without its per-site vectors", path_, method_name(method_));
-  Tensor xd =
-      child<nn::Dropout>(method_ == Method::VeRA ? "vera_dropout" : "lora_dropout").forward(x);
-  // The composition of ops that the fused LoRA op (core/ops/lora_linear, in progress) will replace.
+  auto& drop = child<nn::Dropout>(method_ == Method::VeRA ? "vera_dropout" : "lora_dropout");
+  const bool collect = collector_ && collector_->enabled();
+  if (!d_.defined() && !b_.defined() && !weight().requires_grad()) {
+    // LoRA / Sparse: the fused op (dropout, both projections and the Gram-form importance).
+    const bool do_drop = training_ && drop.p() > 0.0;
+    LD_CHECK(!do_drop || gen_,
+             "site '{}': LoRA dropout {} in training mode needs a generator "
+             "(call set_generator on the model)",
+             path_, drop.p());
+    uint64_t seed = do_drop ? gen_->seed() : 0, offset = do_drop ? gen_->next_offset() : 0;
+    Tensor imp;
+    Tensor mask = collect ? collector_->token_mask() : Tensor();
+    if (mask.defined() && mask.dtype() != DType::b8) mask = ne(mask, 0.0);
+    if (mask.defined())
+      LD_CHECK(
+          x.dim() == 3 && mask.dim() == 2 && mask.size(0) == x.size(0) && mask.size(1) == x.size(1),
+          "site '{}': token mask {} does not match the input {}", path_, mask.desc(), x.desc());
+    Tensor y = lora_linear(x, weight(), bias(), site_A(), site_B(), scale_, drop.p(), do_drop, seed,
+                           offset, collect ? &imp : nullptr, mask);
+    if (collect) collector_->record(path_, imp);
+    return mark_backward(y);
+  }
+  Tensor xd = drop.forward(x);
+  // VeRA / Tied-LoRA (per-site vectors) and trainable base weights: the composition of ops.
   Tensor u = linear(xd, site_A());  // [..., r]
   if (d_.defined()) u = u * d_;
   Tensor B = site_B();
   Tensor delta = linear(u, B);  // [..., out]
   if (b_.defined()) delta = delta * b_;
-  if (collector_ && collector_->enabled()) {
+  if (collect) {
     NoGradGuard ng;
     collector_->record(
         path_, gram_importance(u.detach(), B.detach(), b_.defined() ? b_.detach() : Tensor(),

@@ -167,10 +167,11 @@ void check_importance_brute(Method method) {
     const auto& st = tr.stats(name);
     ASSERT_EQ(st.raw.size(), 3u);
     EXPECT_EQ(st.count, 3);
-    for (int i = 0; i < 3; ++i) EXPECT_NEAR(st.raw[i], want[i], 1e-10 * (1 + want[i])) << name;
+    for (int i = 0; i < 3; ++i) EXPECT_NEAR(st.raw[i], want[i], 1e-6 * (1 + want[i])) << name;
     EXPECT_GT(want[0], 0.0);
     EXPECT_EQ(st.raw[2], 0.0);  // no real token
   }
+  // (LoRA runs the fused op, whose statistic is f32: relative 1e-6.)
   // 2-D input: one token per example.
   auto& m = site(set, "layer.0.query");
   set.collector().set_token_mask(Tensor());
@@ -179,7 +180,8 @@ void check_importance_brute(Method method) {
   set.collector().flush();
   Tensor d = brute_delta(m, x);
   std::vector<double> want = sum(d * d, {1}).to_vector<double>();
-  for (int i = 0; i < 4; ++i) EXPECT_NEAR(tr.stats("layer.0.query").raw[i], want[i], 1e-10);
+  for (int i = 0; i < 4; ++i)
+    EXPECT_NEAR(tr.stats("layer.0.query").raw[i], want[i], 1e-6 * (1 + want[i]));
 }
 
 TEST(LoraImportance, LoraMatchesBruteForce) { check_importance_brute(Method::LoRA); }
