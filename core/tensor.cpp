@@ -8,6 +8,10 @@
 
 #include "core/autograd.h"
 #include "core/cpu/copy.h"
+#include "core/kernels.h"
+#ifdef LD_WITH_CUDA
+#include "core/cuda/cuda_ops.h"
+#endif
 #include "core/ops/elementwise.h"
 #include "core/ops/reduce.h"
 
@@ -175,6 +179,11 @@ Tensor& Tensor::copy_(const Tensor& src) {
     cpu::copy_strided(*this, src);
     return *this;
   }
+  if (device().is_cuda() && src.device() == device()) {
+    // On one device: the kernel converts dtypes and handles any strides (no staging, no recursion).
+    LD_CUDA_ONLY(cuda::copy_strided(*this, src));
+    return *this;
+  }
   // Cross-device: stage through a contiguous tensor of the destination dtype on the source side.
   Tensor s = src.to(dtype()).contiguous();
   if (is_contiguous()) {
@@ -193,8 +202,7 @@ Tensor& Tensor::fill_(double v) {
   if (device().is_cpu()) {
     cpu::fill(*this, v);
   } else {
-    Tensor h = Tensor::full(shape(), v, dtype(), kCPU);
-    copy_(h);
+    LD_CUDA_ONLY(cuda::fill(*this, v));
   }
   return *this;
 }

@@ -1,6 +1,9 @@
 // AdamW state, schedule and clipping; the update itself is the backend's adamw_step kernel.
 #include "nn/optim.h"
 
+#include <set>
+#include <tuple>
+
 #include <algorithm>
 #include <cmath>
 
@@ -12,8 +15,14 @@
 namespace ld::nn {
 
 AdamW::AdamW(std::vector<std::pair<std::string, Tensor>> params, AdamWOptions opt) : opt_(opt) {
-  for (auto& [n, p] : params)
-    if (p.requires_grad()) params_.emplace_back(n, p);
+  // A tensor shared by several sites (a shared LoRA adapter, tied weights) is listed once per
+  // site by named_parameters(); it must be stepped once, so keep its first name only.
+  std::set<std::tuple<const void*, int64_t, Shape>> seen;
+  for (auto& [n, p] : params) {
+    if (!p.requires_grad()) continue;
+    if (!seen.insert({p.storage()->data(), p.offset(), p.shape()}).second) continue;
+    params_.emplace_back(n, p);
+  }
   LD_CHECK(!params_.empty(), "AdamW: no trainable parameters");
   state_.resize(params_.size());
 }
