@@ -25,6 +25,6 @@ TEST(AdamWShared, SharedTensorIsSteppedOnce) {
   shared.step();
   single.step();
   EXPECT_EQ(w.to_vector<double>(), u.to_vector<double>());
-  // one Adam step moves each element by lr (|m_hat / sqrt(v_hat)| = 1)
-  EXPECT_NEAR(w.to_vector<double>()[0], 0.9, 1e-9);
+  // one Adam step moves each element by lr * |m_hat| / (sqrt(v_hat) + eps) = lr * (1 - 2e-8)
+  EXPECT_NEAR(w.to_vector<double>()[0], 0.9, 1e-7);
 }
