@@ -1,0 +1,281 @@
+// `loradrop repro`: runs the experiments of a paper_repro preset (smoke / cpu-real / paper) into
+// one HDF5 results file per experiment, resuming what an interrupted run left, then plots it.
+#include <filesystem>
+
+#include "apps/loradrop/app.h"
+#include "core/threads.h"
+#include "data/tasks.h"
+#include "paper_repro/presets.h"
+
+namespace fs = std::filesystem;
+
+namespace ld::app {
+namespace {
+
+// The paper's tables and figures and the experiment that regenerates each. The paper's own
+// numbering could not be checked against its text here (see tools/paper_numbers.json), so the
+// mapping is by content and marked as assumed; items whose content is not known map to nothing.
+struct PaperItem {
+  const char* item;
+  const char* experiment;  // "" = not mapped
+  const char* what;
+};
+const std::vector<PaperItem>& paper_items() {
+  static const std::vector<PaperItem> v = {
+      {"table1", "main_glue", "GLUE results of every method (assumed numbering)"},
+      {"table2", "nlg", "NLG results, Llama2-7b (assumed numbering)"},
+      {"table3", "ablation", "LoRA-drop ablations (assumed numbering)"},
+      {"table4", "sample_proportion", "metric per sample proportion (assumed numbering)"},
+      {"table5", "", "content not known here (paper text unavailable)"},
+      {"table6", "", "content not known here (paper text unavailable)"},
+      {"table7", "", "content not known here (paper text unavailable)"},
+      {"figure2", "histograms", "per-layer ||dW x||^2 distribution (assumed numbering)"},
+      {"figure4", "histograms", "per-layer histograms, query (assumed)"},
+      {"figure5", "histograms", "per-layer histograms, value (assumed)"},
+      {"figure6", "histograms", "LoRA vs LoRA-drop overlays (assumed)"},
+      {"figure7", "main_glue", "importance per layer per dataset (assumed)"},
+      {"figure8", "sample_proportion", "importance under ten sample proportions (assumed)"},
+      {"figure9", "", "content not known here (paper text unavailable)"},
+      {"figure10", "", "content not known here (paper text unavailable)"},
+      {"figure11", "", "content not known here (paper text unavailable)"},
+  };
+  return v;
+}
+
+std::string preset_path(const std::string& p) {
+  if (p.ends_with(".toml")) return p;
+  return source_dir() + "/paper_repro/presets/" + p + ".toml";
+}
+
+// Settings for one run from the preset's resolved hyperparameters.
+RunOptions options_of(const repro::Preset& pr, const repro::ExperimentPreset& e,
+                      const repro::ModelPreset& mp, const repro::Hyper& h,
+                      const std::string& method, uint64_t seed) {
+  RunOptions o;
+  o.method = method;
+  o.seed = seed;
+  o.targets = mp.targets;
+  if (h.lr) o.lr = *h.lr;
+  if (h.warmup_ratio) o.warmup_ratio = *h.warmup_ratio;
+  if (h.weight_decay) o.weight_decay = *h.weight_decay;
+  if (h.grad_clip) o.grad_clip = *h.grad_clip;
+  if (h.lora_alpha) o.lora_alpha = *h.lora_alpha;
+  if (h.dropout) o.dropout = *h.dropout;
+  if (h.epochs) o.epochs = *h.epochs;
+  if (h.batch_size) o.batch_size = *h.batch_size;
+  if (h.lora_r) o.r = *h.lora_r;
+  if (h.eval_every) o.eval_every = *h.eval_every;
+  if (h.schedule && *h.schedule != "linear")
+    throw UsageError(fmt::format("preset {}: schedule '{}' is not implemented (linear only)",
+                                 pr.name, *h.schedule));
+  if (h.optimizer && *h.optimizer != "adamw")
+    throw UsageError(fmt::format("preset {}: optimizer '{}' is not implemented (adamw only)",
+                                 pr.name, *h.optimizer));
+  if ((h.adam_beta1 && *h.adam_beta1 != 0.9) || (h.adam_beta2 && *h.adam_beta2 != 0.999) ||
+      (h.adam_eps && *h.adam_eps != 1e-8))
+    throw UsageError(fmt::format("preset {}: only AdamW(0.9, 0.999, 1e-8) is wired here", pr.name));
+  if (h.max_steps)
+    throw UsageError(fmt::format("preset {}: max_steps is not implemented", pr.name));
+  if (h.init_from)
+    throw UsageError(
+        fmt::format("preset {}: init_from ({}) is not implemented yet", pr.name, *h.init_from));
+  o.sample_proportion = pr.loradrop.sample_proportion;
+  o.sample_epochs = pr.loradrop.sample_epochs;
+  o.threshold = pr.loradrop.threshold;
+  o.sparsity = pr.baselines.sparse_adapter_sparsity;
+  o.vera_r = pr.baselines.vera_r;
+  o.tied_r = pr.baselines.tied_lora_r;
+  o.histograms = e.histograms;
+  o.hist_bins = e.hist_bins;
+  return o;
+}
+
+int run_experiment(const repro::Preset& pr, const repro::ExperimentPreset& e,
+                   const ReproOptions& ro) {
+  if (!e.enabled) {
+    std::printf("%s/%s: skipped (disabled in the preset: %s)\n", pr.name.c_str(), e.name.c_str(),
+                e.disabled_reason.c_str());
+    return kOk;
+  }
+  const std::string dir = ro.out + "/" + pr.name;
+  fs::create_directories(dir);
+  const std::string h5 = dir + "/" + e.name + ".h5";
+  const std::string device = ro.device.empty() ? pr.device : ro.device;
+  const Device dev = parse_device(device);
+  repro::RunMeta meta;
+  meta.program_version = repro::program_version();
+  meta.git_commit = repro::build_git_commit();
+  meta.config_json = pr.to_json();
+  meta.device =
+      device == "cpu" ? "cpu (" + std::to_string(ld::num_threads()) + " threads)" : device;
+  Logger log(dir + "/" + e.name + ".log.jsonl", true);
+  const std::vector<int64_t> seeds = e.seeds.empty() ? pr.seeds : e.seeds;
+  int64_t done = 0, skipped = 0;
+  for (const std::string& model : e.models) {
+    const repro::ModelPreset& mp = pr.models.at(model);
+    // Methods (the sensitivity experiment runs LoRA-drop once per sample proportion).
+    struct M {
+      std::string name, method;
+      double proportion;
+    };
+    std::vector<M> methods;
+    if (!e.sample_proportions.empty()) {
+      for (double p : e.sample_proportions)
+        methods.push_back({fmt::format("loradrop_p{:.2f}", p), "loradrop", p});
+    } else {
+      for (const std::string& m : e.methods) methods.push_back({m, m, -1});
+    }
+    for (const std::string& task : e.tasks) {
+      if (data::task_info(task).kind == data::TaskKind::kGeneration) {
+        log.say(
+            fmt::format("{}/{}: {} is a generation task; causal-LM runs are not wired into "
+                        "`loradrop repro` yet: skipped",
+                        pr.name, e.name, task));
+        continue;
+      }
+      const repro::Hyper h = pr.resolve(e, model, task);
+      bool need = false;
+      {
+        repro::RunMeta probe = meta;
+        if (fs::exists(h5)) {
+          repro::ResultsReader rd(h5);
+          for (const M& m : methods)
+            for (int64_t sd : seeds) need = need || !rd.has_run({e.name, model, m.name, task, sd});
+        } else {
+          need = true;
+        }
+      }
+      if (!need) {
+        skipped += static_cast<int64_t>(methods.size() * seeds.size());
+        continue;
+      }
+      // Model and data for this (model, task).
+      Settings s;
+      s.task = task;
+      s.max_length = h.max_length.value_or(128);
+      s.max_train_examples = h.max_train_examples.value_or(0);
+      s.max_eval_examples = h.max_eval_examples.value_or(0);
+      std::string source = pr.expand(mp.source);
+      ModelSource src;
+      TaskData td;
+      if (source.rfind("builtin:", 0) == 0) {
+        const std::string name = source.substr(8);
+        if (task == "synthetic") {
+          src.config = builtin_config(name, synth::kVocab);
+          src.config.pad_token_id = synth::kPad;
+        } else {
+          const std::string tdir = pr.data_dir + "/tokenizers/bert-base-uncased";
+          src.tokenizer = as_input(
+              "tokenizer '" + tdir + "'",
+              [&]() -> std::shared_ptr<data::Tokenizer> { return data::load_tokenizer(tdir); });
+          src.config = builtin_config(name, src.tokenizer->vocab_size());
+        }
+        src.name = source;
+      } else {
+        src = load_model_dir(source);
+      }
+      if (task == "synthetic") {
+        td = synth::classification_task(s.max_train_examples > 0 ? s.max_train_examples : 2000,
+                                        s.max_eval_examples > 0 ? s.max_eval_examples : 1000, 0);
+      } else {
+        if (!src.tokenizer) throw InputError(fmt::format("model '{}' has no tokenizer", source));
+        td = load_glue_task(task, pr.data_dir + "/glue", *src.tokenizer, s.max_length,
+                            s.max_train_examples, s.max_eval_examples, 0);
+      }
+      for (const M& m : methods)
+        for (int64_t sd : seeds) {
+          repro::RunKey key{e.name, model, m.name, task, sd};
+          auto f = repro::ResultsFile::open_or_create(h5, meta);
+          if (f.has_run(key)) {
+            ++skipped;
+            continue;
+          }
+          RunOptions o = options_of(pr, e, mp, h, m.method, static_cast<uint64_t>(sd));
+          if (m.proportion > 0) o.sample_proportion = m.proportion;
+          auto net = src.make(td.regression ? 1 : td.num_labels, static_cast<uint64_t>(sd), dev);
+          RunOutput r = run_method(*net, dev, td, o, log);
+          repro::RunRecord rec = to_record(r, key, td);
+          if (m.proportion > 0) rec.params["sample_proportion"] = m.proportion;
+          f.write_run(rec);
+          std::vector<std::string> names;
+          for (const M& mm : methods) names.push_back(mm.name);
+          f.write_table(repro::TableSpec{e.models.size() > 1 ? e.name + "_" + model : e.name,
+                                         e.description, e.name, model, names, e.tasks});
+          f.commit();
+          ++done;
+          log.say(fmt::format("{}/{}: {} {} {} seed {}: {} = {:.4f}, #Tr. params {}, {:.1f} s",
+                              pr.name, e.name, model, m.name, task, sd, td.metric_name,
+                              r.eval.metric, r.trainable_params, r.seconds));
+        }
+    }
+  }
+  if (!fs::exists(h5)) {
+    std::printf("%s/%s: no runs (nothing this program can run in it)\n", pr.name.c_str(),
+                e.name.c_str());
+    return kOk;
+  }
+  repro::validate_schema(h5);
+  std::printf("%s/%s: %lld runs done, %lld already present; %s (schema ok)\n", pr.name.c_str(),
+              e.name.c_str(), static_cast<long long>(done), static_cast<long long>(skipped),
+              h5.c_str());
+  if (ro.plots) {
+    const int rc = run_plot(h5, dir + "/" + e.name + "_figures");
+    if (rc != 0 && rc != 77) return kRuntimeFailure;
+  }
+  return kOk;
+}
+
+}  // namespace
+
+int cmd_repro(const ReproOptions& ro) {
+  ld::init_threads();
+  const std::string path = preset_path(ro.preset);
+  if (!fs::exists(path))
+    throw InputError(fmt::format("preset '{}' not found ({}); presets: smoke, cpu-real, paper",
+                                 ro.preset, path));
+  repro::Preset pr = as_input("preset", [&] { return repro::load_preset(path); });
+  if (!ro.data_dir.empty()) pr.data_dir = ro.data_dir;
+  if (!ro.assets_dir.empty()) pr.assets_dir = ro.assets_dir;
+  if (fs::path(pr.data_dir).is_relative() && !fs::exists(pr.data_dir))
+    pr.data_dir = source_dir() + "/" + pr.data_dir;
+  if (ro.list) {
+    std::printf("preset %s (%s): %s\n", pr.name.c_str(), pr.expected_time.c_str(),
+                pr.description.c_str());
+    for (const auto& e : pr.experiments) {
+      std::printf("  %-18s %s%s\n", e.name.c_str(), e.description.c_str(),
+                  e.enabled ? "" : " [disabled]");
+      for (const auto& p : e.produces) std::printf("  %-18s   produces %s\n", "", p.c_str());
+    }
+    std::printf("paper items (numbering assumed, not checked against the paper's text):\n");
+    for (const auto& it : paper_items())
+      std::printf("  %-9s -> %-18s %s\n", it.item, *it.experiment ? it.experiment : "(none)",
+                  it.what);
+    return kOk;
+  }
+  std::vector<std::string> exps;
+  if (ro.item == "all") {
+    for (const auto& e : pr.experiments) exps.push_back(e.name);
+  } else {
+    std::string name = ro.item;
+    for (const auto& it : paper_items())
+      if (ro.item == it.item) {
+        if (!*it.experiment)
+          throw UsageError(fmt::format("{}: {}; no experiment regenerates it", it.item, it.what));
+        name = it.experiment;
+      }
+    bool found = false;
+    for (const auto& e : pr.experiments) found = found || e.name == name;
+    if (!found)
+      throw UsageError(fmt::format("preset {} has no experiment '{}' (see loradrop repro --list)",
+                                   pr.name, ro.item));
+    exps.push_back(name);
+  }
+  int rc = kOk;
+  for (const std::string& e : exps) {
+    const int r = run_experiment(pr, pr.experiment(e), ro);
+    if (r != kOk) rc = r;
+  }
+  return rc;
+}
+
+}  // namespace ld::app

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# One smoke experiment for ctest: `loradrop repro EXP --preset smoke` (the program validates the
+# HDF5 schema and prints "schema ok"), then tools/plot.py on the file; exit 77 (skip) when the plot
+# step lacks h5py/matplotlib. Usage: smoke.sh LORADROP_BIN EXPERIMENT OUT_DIR SOURCE_DIR
+set -uo pipefail
+bin=$1 exp=$2 out=$3 src=$4
+log=$("$bin" repro "$exp" --preset smoke --out "$out" --no-plots 2>&1)
+rc=$?
+echo "$log" | tail -n 40
+[ $rc -eq 0 ] || { echo "smoke.sh: loradrop repro $exp failed (exit $rc)"; exit 1; }
+if echo "$log" | grep -q "skipped (disabled"; then exit 0; fi
+echo "$log" | grep -q "schema ok" || { echo "smoke.sh: no schema confirmation"; exit 1; }
+python3 "$src/tools/plot.py" "$out/smoke/$exp.h5" --out "$out/smoke/${exp}_figures"
+prc=$?
+[ $prc -eq 77 ] && { echo "smoke.sh: plot step skipped (h5py/matplotlib missing)"; exit 77; }
+[ $prc -eq 0 ] || { echo "smoke.sh: tools/plot.py failed (exit $prc)"; exit 1; }
+ls "$out/smoke/${exp}_figures"
