@@ -195,6 +195,23 @@ inline void check_cuda_tensor(const Tensor& t, const char* what) {
   LD_CHECK(!t.defined() || t.is_cuda(), "{}: expected a CUDA tensor, got {}", what, t.desc());
 }
 
+// Calls go(U{}) with the unsigned integer type of an element's width (1, 2, 4 or 8 bytes): kernels
+// that only move elements (where, gathers) need their width, not their dtype.
+template <class F>
+void dispatch_by_width(DType dt, const char* what, F&& go) {
+  switch (dtype_size(dt)) {
+    case 1:
+      return go(uint8_t{});
+    case 2:
+      return go(uint16_t{});
+    case 4:
+      return go(uint32_t{});
+    case 8:
+      return go(uint64_t{});
+  }
+  LD_FAIL("{}: unsupported element size for dtype {}", what, dtype_name(dt));
+}
+
 }  // namespace ld::cuda
 
 // Floating dtypes on CUDA: f32, f64, bf16, f16.

@@ -276,17 +276,7 @@ void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor&
         dptr<U>(out), dptr<const bool>(cond), dptr<const U>(a), dptr<const U>(b), n, st);
     LD_CUDA_LAUNCH_CHECK();
   };
-  switch (dtype_size(out.dtype())) {
-    case 1:
-      return go(uint8_t{});
-    case 2:
-      return go(uint16_t{});
-    case 4:
-      return go(uint32_t{});
-    case 8:
-      return go(uint64_t{});
-  }
-  LD_FAIL("where: bad element size for {}", out.desc());
+  dispatch_by_width(out.dtype(), __func__, go);
 }
 
 void axpy_(const Tensor& out, const Tensor& x, double alpha) {
@@ -360,16 +350,7 @@ void fill(const Tensor& dst, double value) {
         dptr<U>(dst), bits_as<U>(bits), n, st);
     LD_CUDA_LAUNCH_CHECK();
   };
-  switch (dtype_size(dst.dtype())) {
-    case 1:
-      return go(uint8_t{});
-    case 2:
-      return go(uint16_t{});
-    case 4:
-      return go(uint32_t{});
-    case 8:
-      return go(uint64_t{});
-  }
+  dispatch_by_width(dst.dtype(), __func__, go);
 }
 
 Tensor contiguous(const Tensor& t) {

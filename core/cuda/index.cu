@@ -146,16 +146,7 @@ void index_select(const Tensor& out, const Tensor& x, int64_t dim, const Tensor&
         dptr<U>(out), dptr<const U>(x), dptr<const int64_t>(idx), ist, outer, n, m, inner);
     LD_CUDA_LAUNCH_CHECK();
   };
-  switch (dtype_size(x.dtype())) {
-    case 1:
-      return go(uint8_t{});
-    case 2:
-      return go(uint16_t{});
-    case 4:
-      return go(uint32_t{});
-    case 8:
-      return go(uint64_t{});
-  }
+  dispatch_by_width(x.dtype(), __func__, go);
 }
 
 void index_add_(const Tensor& out, int64_t dim, const Tensor& idx, const Tensor& src) {
