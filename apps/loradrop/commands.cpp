@@ -15,7 +15,7 @@ using nlohmann::json;
 namespace ld::app {
 namespace {
 
-constexpr int64_t kPretrainSteps = 400, kPretrainStepsFast = 150;
+constexpr int64_t kPretrainSteps = 150, kPretrainStepsFast = 60;
 
 std::string safe_name(std::string s) {
   while (!s.empty() && s.back() == '/') s.pop_back();
@@ -461,8 +461,8 @@ void quickstart_defaults(Settings& s, bool fast) {
   s.sample_epochs = 3;
   s.threshold = 0.9;
   s.hist_bins = 40;
-  s.max_train_examples = fast ? 600 : 2000;
-  s.max_eval_examples = fast ? 300 : 1000;
+  s.max_train_examples = fast ? 400 : 1000;
+  s.max_eval_examples = fast ? 200 : 500;
 }
 
 int cmd_quickstart(Settings s, const QuickstartOptions& q) {

@@ -126,7 +126,7 @@ int run_experiment(const repro::Preset& pr, const repro::ExperimentPreset& e,
       for (const std::string& m : e.methods) methods.push_back({m, m, -1});
     }
     for (const std::string& task : e.tasks) {
-      if (data::task_info(task).kind == data::TaskKind::kGeneration) {
+      if (task != "synthetic" && data::task_info(task).kind == data::TaskKind::kGeneration) {
         log.say(
             fmt::format("{}/{}: {} is a generation task; causal-LM runs are not wired into "
                         "`loradrop repro` yet: skipped",
