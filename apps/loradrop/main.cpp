@@ -1,7 +1,10 @@
 // loradrop: the command-line program (train, importance, select, eval, export, info, quickstart,
 // repro). Parses the command line with CLI11, maps errors to documented exit codes.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 
 #include "apps/loradrop/app.h"
 #include "core/profiler.h"
@@ -25,8 +28,19 @@ std::string dashed(std::string k) {
 
 int run(int argc, char** argv);
 
+// libgomp reads its wait policy once, when it loads. Its default busy-wait makes an OpenMP team on
+// a shared or loaded machine many times slower than a bounded spin (measured on 2 busy cores:
+// `quickstart --fast` with 2 threads took 49 s by default, 9 s with GOMP_SPINCOUNT=10000, 8.6 s
+// with 1 thread). Unless the user chose a policy, re-execute once with a bounded spin.
+static void bound_openmp_spin(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
+  setenv("GOMP_SPINCOUNT", "10000", 1);
+  execv("/proc/self/exe", argv);  // returns only on failure: then go on with the default policy
+}
+
 // LD_PROFILE=1: print the op profiler's table (calls, total, mean per op) on exit.
 int main(int argc, char** argv) {
+  bound_openmp_spin(argv);
   const int rc = run(argc, argv);
   if (ld::Profiler::enabled()) std::fprintf(stderr, "%s\n", ld::Profiler::table().c_str());
   return rc;
