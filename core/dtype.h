@@ -16,14 +16,36 @@ inline bool is_floating(DType t) {
   return t == DType::f32 || t == DType::f64 || t == DType::bf16 || t == DType::f16;
 }
 
-template <class T> struct dtype_of;
-template <> struct dtype_of<float> { static constexpr DType value = DType::f32; };
-template <> struct dtype_of<double> { static constexpr DType value = DType::f64; };
-template <> struct dtype_of<bf16> { static constexpr DType value = DType::bf16; };
-template <> struct dtype_of<f16> { static constexpr DType value = DType::f16; };
-template <> struct dtype_of<int32_t> { static constexpr DType value = DType::i32; };
-template <> struct dtype_of<int64_t> { static constexpr DType value = DType::i64; };
-template <> struct dtype_of<bool> { static constexpr DType value = DType::b8; };
+template <class T>
+struct dtype_of;
+template <>
+struct dtype_of<float> {
+  static constexpr DType value = DType::f32;
+};
+template <>
+struct dtype_of<double> {
+  static constexpr DType value = DType::f64;
+};
+template <>
+struct dtype_of<bf16> {
+  static constexpr DType value = DType::bf16;
+};
+template <>
+struct dtype_of<f16> {
+  static constexpr DType value = DType::f16;
+};
+template <>
+struct dtype_of<int32_t> {
+  static constexpr DType value = DType::i32;
+};
+template <>
+struct dtype_of<int64_t> {
+  static constexpr DType value = DType::i64;
+};
+template <>
+struct dtype_of<bool> {
+  static constexpr DType value = DType::b8;
+};
 
 struct Device {
   enum Kind : uint8_t { CPU, CUDA };
@@ -41,26 +63,53 @@ Device parse_device(const std::string& s);  // "cpu", "cuda", "cuda:1"
 }  // namespace ld
 
 // Dispatch a floating-point dtype to a template lambda body with `scalar_t` bound.
-#define LD_DISPATCH_FLOAT(dt, name, ...)                                                \
-  [&] {                                                                                 \
-    switch (dt) {                                                                       \
-      case ::ld::DType::f32: { using scalar_t = float; return __VA_ARGS__(); }          \
-      case ::ld::DType::f64: { using scalar_t = double; return __VA_ARGS__(); }         \
-      default: LD_FAIL("{}: dtype {} not supported here (f32/f64 only)", name,           \
-                       ::ld::dtype_name(dt));                                           \
-    }                                                                                   \
+#define LD_DISPATCH_FLOAT(dt, name, ...)                                                       \
+  [&] {                                                                                        \
+    switch (dt) {                                                                              \
+      case ::ld::DType::f32: {                                                                 \
+        using scalar_t = float;                                                                \
+        return __VA_ARGS__();                                                                  \
+      }                                                                                        \
+      case ::ld::DType::f64: {                                                                 \
+        using scalar_t = double;                                                               \
+        return __VA_ARGS__();                                                                  \
+      }                                                                                        \
+      default:                                                                                 \
+        LD_FAIL("{}: dtype {} not supported here (f32/f64 only)", name, ::ld::dtype_name(dt)); \
+    }                                                                                          \
   }()
 
-#define LD_DISPATCH_ALL(dt, name, ...)                                                  \
-  [&] {                                                                                 \
-    switch (dt) {                                                                       \
-      case ::ld::DType::f32: { using scalar_t = float; return __VA_ARGS__(); }          \
-      case ::ld::DType::f64: { using scalar_t = double; return __VA_ARGS__(); }         \
-      case ::ld::DType::bf16: { using scalar_t = ::ld::bf16; return __VA_ARGS__(); }    \
-      case ::ld::DType::f16: { using scalar_t = ::ld::f16; return __VA_ARGS__(); }      \
-      case ::ld::DType::i32: { using scalar_t = int32_t; return __VA_ARGS__(); }        \
-      case ::ld::DType::i64: { using scalar_t = int64_t; return __VA_ARGS__(); }        \
-      case ::ld::DType::b8: { using scalar_t = bool; return __VA_ARGS__(); }            \
-    }                                                                                   \
-    LD_FAIL("{}: bad dtype", name);                                                     \
+#define LD_DISPATCH_ALL(dt, name, ...) \
+  [&] {                                \
+    switch (dt) {                      \
+      case ::ld::DType::f32: {         \
+        using scalar_t = float;        \
+        return __VA_ARGS__();          \
+      }                                \
+      case ::ld::DType::f64: {         \
+        using scalar_t = double;       \
+        return __VA_ARGS__();          \
+      }                                \
+      case ::ld::DType::bf16: {        \
+        using scalar_t = ::ld::bf16;   \
+        return __VA_ARGS__();          \
+      }                                \
+      case ::ld::DType::f16: {         \
+        using scalar_t = ::ld::f16;    \
+        return __VA_ARGS__();          \
+      }                                \
+      case ::ld::DType::i32: {         \
+        using scalar_t = int32_t;      \
+        return __VA_ARGS__();          \
+      }                                \
+      case ::ld::DType::i64: {         \
+        using scalar_t = int64_t;      \
+        return __VA_ARGS__();          \
+      }                                \
+      case ::ld::DType::b8: {          \
+        using scalar_t = bool;         \
+        return __VA_ARGS__();          \
+      }                                \
+    }                                  \
+    LD_FAIL("{}: bad dtype", name);    \
   }()

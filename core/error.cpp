@@ -10,8 +10,10 @@ void throw_error(const char* file, int line, const char* func, const char* cond,
   const char* base = std::strrchr(file, '/');
   base = base ? base + 1 : file;
   std::string what = msg;
-  if (cond) what += fmt::format(" (check `{}` failed", cond);
-  else what += " (";
+  if (cond)
+    what += fmt::format(" (check `{}` failed", cond);
+  else
+    what += " (";
   what += fmt::format("{}in {} at {}:{})", cond ? "; " : "", func, base, line);
   throw Error(what);
 }

@@ -20,11 +20,12 @@ class Error : public std::runtime_error {
 }  // namespace ld
 
 // LD_CHECK(cond, "fmt {}", args...): throws ld::Error when cond is false. Always on (not NDEBUG).
-#define LD_CHECK(cond, ...)                                                           \
-  do {                                                                                \
-    if (!(cond)) [[unlikely]]                                                         \
+#define LD_CHECK(cond, ...)                                                               \
+  do {                                                                                    \
+    if (!(cond)) [[unlikely]]                                                             \
       ::ld::throw_error(__FILE__, __LINE__, __func__, #cond, ::fmt::format(__VA_ARGS__)); \
   } while (0)
 
 // LD_FAIL("fmt {}", args...): throws unconditionally.
-#define LD_FAIL(...) ::ld::throw_error(__FILE__, __LINE__, __func__, nullptr, ::fmt::format(__VA_ARGS__))
+#define LD_FAIL(...) \
+  ::ld::throw_error(__FILE__, __LINE__, __func__, nullptr, ::fmt::format(__VA_ARGS__))

@@ -19,12 +19,13 @@ namespace ld::cuda {
 #define LD_CUDA_ONLY(expr) ::ld::require_cuda(__func__)
 #endif
 
-// Dispatches a backend call on the device of tensor `t`: LD_DISPATCH_DEVICE(t, unary, op, out, x, s)
-#define LD_DISPATCH_DEVICE(t, fn, ...)        \
-  do {                                        \
-    if ((t).device().is_cpu()) {              \
-      ::ld::cpu::fn(__VA_ARGS__);             \
-    } else {                                  \
+// Dispatches a backend call on the device of tensor `t`: LD_DISPATCH_DEVICE(t, unary, op, out, x,
+// s)
+#define LD_DISPATCH_DEVICE(t, fn, ...)           \
+  do {                                           \
+    if ((t).device().is_cpu()) {                 \
+      ::ld::cpu::fn(__VA_ARGS__);                \
+    } else {                                     \
       LD_CUDA_ONLY(::ld::cuda::fn(__VA_ARGS__)); \
-    }                                         \
+    }                                            \
   } while (0)

@@ -11,9 +11,9 @@ namespace ld {
 
 // Filled by core/cuda at static-initialisation time when the CUDA backend is built in.
 struct CudaHooks {
-  bool (*available)();                                    // a usable device is present
-  std::string (*unavailable_reason)();                    // why not, for the error message
-  void* (*allocate)(size_t nbytes, int device);           // caching allocator
+  bool (*available)();                           // a usable device is present
+  std::string (*unavailable_reason)();           // why not, for the error message
+  void* (*allocate)(size_t nbytes, int device);  // caching allocator
   void (*deallocate)(void* p, size_t nbytes, int device);
   // kind: 0 host->device, 1 device->host, 2 device->device (synchronous w.r.t. the host)
   void (*memcpy)(void* dst, const void* src, size_t nbytes, int kind);

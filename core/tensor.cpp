@@ -149,8 +149,10 @@ std::string Tensor::str(int64_t max_per_dim) const {
   bool integral = !is_floating(dtype());
   std::function<void(int64_t, int64_t)> rec = [&](int64_t d, int64_t off) {
     if (d == c.dim()) {
-      if (integral) os << fmt::format("{}", static_cast<int64_t>(p[off]));
-      else os << fmt::format("{:.6g}", p[off]);
+      if (integral)
+        os << fmt::format("{}", static_cast<int64_t>(p[off]));
+      else
+        os << fmt::format("{:.6g}", p[off]);
       return;
     }
     os << "[";
@@ -238,8 +240,9 @@ Tensor Tensor::to(Device dev, DType dt) const {
   if (needs_grad(*this) && is_floating(dt)) {
     DType src_dt = dtype();
     Device src_dev = device();
-    out = record("to", out, {*this},
-                 [src_dt, src_dev](const Tensor& g) { return std::vector<Tensor>{g.to(src_dev, src_dt)}; });
+    out = record("to", out, {*this}, [src_dt, src_dev](const Tensor& g) {
+      return std::vector<Tensor>{g.to(src_dev, src_dt)};
+    });
   }
   return out;
 }
@@ -336,8 +339,8 @@ Tensor Tensor::reshape(const Shape& shape_in) const {
 }
 
 Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
-  LD_CHECK(static_cast<int64_t>(dims.size()) == dim(), "permute: {} dims given for {}",
-           dims.size(), desc());
+  LD_CHECK(static_cast<int64_t>(dims.size()) == dim(), "permute: {} dims given for {}", dims.size(),
+           desc());
   Shape ns(dims.size()), st(dims.size());
   std::vector<bool> seen(dims.size(), false);
   std::vector<int64_t> inv(dims.size());

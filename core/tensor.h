@@ -45,7 +45,7 @@ class Tensor {
   const Shape& shape() const;
   const Shape& strides() const;
   int64_t dim() const { return static_cast<int64_t>(shape().size()); }
-  int64_t size(int64_t d) const;    // negative d counts from the end
+  int64_t size(int64_t d) const;  // negative d counts from the end
   int64_t stride(int64_t d) const;
   int64_t numel() const;
   int64_t offset() const;
@@ -62,8 +62,10 @@ class Tensor {
 
   // ---- data access (CPU) ----
   void* raw_data() const;  // pointer to element 0 of this view (storage + offset), any device
-  template <class T> T* data() const;
-  template <class T> std::vector<T> to_vector() const;  // contiguous copy, row-major
+  template <class T>
+  T* data() const;
+  template <class T>
+  std::vector<T> to_vector() const;  // contiguous copy, row-major
   double item() const;
   std::string str(int64_t max_per_dim = 6) const;
 
@@ -122,7 +124,8 @@ struct TensorImpl {
 int64_t wrap_dim(int64_t d, int64_t ndim, const char* what = "dim");
 
 // ---- template definitions ----
-template <class T> T* Tensor::data() const {
+template <class T>
+T* Tensor::data() const {
   LD_CHECK(defined(), "data() on an undefined tensor");
   LD_CHECK(dtype() == dtype_of<T>::value, "data<{}>() on a tensor of dtype {} ({})",
            dtype_name(dtype_of<T>::value), dtype_name(dtype()), desc());
@@ -143,7 +146,8 @@ Tensor Tensor::from_vector(const std::vector<T>& v, const Shape& shape, Device d
   return device.is_cpu() ? t : t.to(device);
 }
 
-template <class T> std::vector<T> Tensor::to_vector() const {
+template <class T>
+std::vector<T> Tensor::to_vector() const {
   Tensor c = to(kCPU).contiguous();
   LD_CHECK(c.dtype() == dtype_of<T>::value, "to_vector<{}>() on a tensor of dtype {}",
            dtype_name(dtype_of<T>::value), dtype_name(dtype()));

@@ -43,15 +43,16 @@ inline std::string close_msg(const Tensor& actual, const Tensor& expected, doubl
       if (bad++ < 5) msg += fmt::format("  [{}] got {:.10g} expected {:.10g}\n", i, a[i], e[i]);
     }
   }
-  if (bad) return fmt::format("{} of {} elements differ (atol {}, rtol {}):\n{}", bad, a.size(),
-                              atol, rtol, msg);
+  if (bad)
+    return fmt::format("{} of {} elements differ (atol {}, rtol {}):\n{}", bad, a.size(), atol,
+                       rtol, msg);
   return "";
 }
 
-#define EXPECT_CLOSE(a, e, atol, rtol)                        \
-  do {                                                        \
+#define EXPECT_CLOSE(a, e, atol, rtol)                                \
+  do {                                                                \
     std::string _m = ::ld::test::close_msg((a), (e), (atol), (rtol)); \
-    EXPECT_TRUE(_m.empty()) << _m;                            \
+    EXPECT_TRUE(_m.empty()) << _m;                                    \
   } while (0)
 
 // Central-difference gradient check in f64: f maps inputs to a tensor; the scalar checked is

@@ -6,22 +6,22 @@ namespace ld::cpu {
 
 namespace {
 
-template <UnaryOp OP, class T> void unary_t(const Tensor& out, const Tensor& x, double s_) {
+template <UnaryOp OP, class T>
+void unary_t(const Tensor& out, const Tensor& x, double s_) {
   T* o = static_cast<T*>(out.raw_data());
   const T* a = static_cast<const T*>(x.raw_data());
   const T s = static_cast<T>(s_);
-  strided_loop<2>(out.shape(), {out.strides(), broadcast_strides(x, out.shape())},
-                  [&](const std::array<int64_t, 2>& off, int64_t n,
-                      const std::array<int64_t, 2>& st) {
-                    T* op = o + off[0];
-                    const T* ap = a + off[1];
-                    if (st[0] == 1 && st[1] == 1) {
-                      for (int64_t i = 0; i < n; ++i) op[i] = fn::unary<OP, T>(ap[i], s);
-                    } else {
-                      for (int64_t i = 0; i < n; ++i)
-                        op[i * st[0]] = fn::unary<OP, T>(ap[i * st[1]], s);
-                    }
-                  });
+  strided_loop<2>(
+      out.shape(), {out.strides(), broadcast_strides(x, out.shape())},
+      [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
+        T* op = o + off[0];
+        const T* ap = a + off[1];
+        if (st[0] == 1 && st[1] == 1) {
+          for (int64_t i = 0; i < n; ++i) op[i] = fn::unary<OP, T>(ap[i], s);
+        } else {
+          for (int64_t i = 0; i < n; ++i) op[i * st[0]] = fn::unary<OP, T>(ap[i * st[1]], s);
+        }
+      });
 }
 
 template <BinaryOp OP, class T>
@@ -66,39 +66,44 @@ void compare_t(const Tensor& out, const Tensor& x, const Tensor& y) {
 }  // namespace
 
 #define LD_UNARY_CASE(NAME) \
-  case UnaryOp::NAME: return unary_t<UnaryOp::NAME, scalar_t>(out, x, s);
+  case UnaryOp::NAME:       \
+    return unary_t<UnaryOp::NAME, scalar_t>(out, x, s);
 
 void unary(UnaryOp op, const Tensor& out, const Tensor& x, double s) {
   LD_DISPATCH_FLOAT(x.dtype(), "unary", [&] {
     switch (op) {
-      LD_UNARY_CASE(Neg) LD_UNARY_CASE(Exp) LD_UNARY_CASE(Log) LD_UNARY_CASE(Sqrt)
-      LD_UNARY_CASE(Rsqrt) LD_UNARY_CASE(Tanh) LD_UNARY_CASE(Relu) LD_UNARY_CASE(Sigmoid)
-      LD_UNARY_CASE(Silu) LD_UNARY_CASE(GeluErf) LD_UNARY_CASE(GeluTanh) LD_UNARY_CASE(Abs)
-      LD_UNARY_CASE(Square) LD_UNARY_CASE(AddScalar) LD_UNARY_CASE(MulScalar)
-      LD_UNARY_CASE(PowScalar) LD_UNARY_CASE(RSubScalar) LD_UNARY_CASE(RDivScalar)
-      LD_UNARY_CASE(Sign)
+      LD_UNARY_CASE(Neg)
+      LD_UNARY_CASE(Exp) LD_UNARY_CASE(Log) LD_UNARY_CASE(Sqrt) LD_UNARY_CASE(Rsqrt)
+          LD_UNARY_CASE(Tanh) LD_UNARY_CASE(Relu) LD_UNARY_CASE(Sigmoid) LD_UNARY_CASE(Silu)
+              LD_UNARY_CASE(GeluErf) LD_UNARY_CASE(GeluTanh) LD_UNARY_CASE(Abs)
+                  LD_UNARY_CASE(Square) LD_UNARY_CASE(AddScalar) LD_UNARY_CASE(MulScalar)
+                      LD_UNARY_CASE(PowScalar) LD_UNARY_CASE(RSubScalar) LD_UNARY_CASE(RDivScalar)
+                          LD_UNARY_CASE(Sign)
     }
     LD_FAIL("unary: unknown op {}", int(op));
   });
 }
 
 #define LD_BINARY_CASE(NAME) \
-  case BinaryOp::NAME: return binary_t<BinaryOp::NAME, scalar_t>(out, a, b, s);
+  case BinaryOp::NAME:       \
+    return binary_t<BinaryOp::NAME, scalar_t>(out, a, b, s);
 
 void binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b, double s) {
   LD_DISPATCH_FLOAT(a.dtype(), "binary", [&] {
     switch (op) {
-      LD_BINARY_CASE(Add) LD_BINARY_CASE(Sub) LD_BINARY_CASE(Mul) LD_BINARY_CASE(Div)
-      LD_BINARY_CASE(Maximum) LD_BINARY_CASE(Minimum) LD_BINARY_CASE(ReluGrad)
-      LD_BINARY_CASE(SiluGrad) LD_BINARY_CASE(GeluErfGrad) LD_BINARY_CASE(GeluTanhGrad)
-      LD_BINARY_CASE(TanhGrad) LD_BINARY_CASE(SigmoidGrad) LD_BINARY_CASE(PowGrad)
+      LD_BINARY_CASE(Add)
+      LD_BINARY_CASE(Sub) LD_BINARY_CASE(Mul) LD_BINARY_CASE(Div) LD_BINARY_CASE(Maximum)
+          LD_BINARY_CASE(Minimum) LD_BINARY_CASE(ReluGrad) LD_BINARY_CASE(SiluGrad)
+              LD_BINARY_CASE(GeluErfGrad) LD_BINARY_CASE(GeluTanhGrad) LD_BINARY_CASE(TanhGrad)
+                  LD_BINARY_CASE(SigmoidGrad) LD_BINARY_CASE(PowGrad)
     }
     LD_FAIL("binary: unknown op {}", int(op));
   });
 }
 
 #define LD_COMPARE_CASE(NAME) \
-  case CompareOp::NAME: return compare_t<CompareOp::NAME, scalar_t>(out, a, b);
+  case CompareOp::NAME:       \
+    return compare_t<CompareOp::NAME, scalar_t>(out, a, b);
 
 void compare(CompareOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
   LD_DISPATCH_ALL(a.dtype(), "compare", [&] {
@@ -106,8 +111,9 @@ void compare(CompareOp op, const Tensor& out, const Tensor& a, const Tensor& b) 
       LD_FAIL("compare: {} not supported on the CPU", dtype_name(a.dtype()));
     } else {
       switch (op) {
-        LD_COMPARE_CASE(Eq) LD_COMPARE_CASE(Ne) LD_COMPARE_CASE(Lt) LD_COMPARE_CASE(Le)
-        LD_COMPARE_CASE(Gt) LD_COMPARE_CASE(Ge)
+        LD_COMPARE_CASE(Eq)
+        LD_COMPARE_CASE(Ne) LD_COMPARE_CASE(Lt) LD_COMPARE_CASE(Le) LD_COMPARE_CASE(Gt)
+            LD_COMPARE_CASE(Ge)
       }
     }
   });
@@ -120,15 +126,15 @@ void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor&
     const bool* c = static_cast<const bool*>(cond.raw_data());
     const T* x = static_cast<const T*>(a.raw_data());
     const T* y = static_cast<const T*>(b.raw_data());
-    strided_loop<4>(out.shape(),
-                    {out.strides(), broadcast_strides(cond, out.shape()),
-                     broadcast_strides(a, out.shape()), broadcast_strides(b, out.shape())},
-                    [&](const std::array<int64_t, 4>& off, int64_t n,
-                        const std::array<int64_t, 4>& st) {
-                      for (int64_t i = 0; i < n; ++i)
-                        o[off[0] + i * st[0]] =
-                            c[off[1] + i * st[1]] ? x[off[2] + i * st[2]] : y[off[3] + i * st[3]];
-                    });
+    strided_loop<4>(
+        out.shape(),
+        {out.strides(), broadcast_strides(cond, out.shape()), broadcast_strides(a, out.shape()),
+         broadcast_strides(b, out.shape())},
+        [&](const std::array<int64_t, 4>& off, int64_t n, const std::array<int64_t, 4>& st) {
+          for (int64_t i = 0; i < n; ++i)
+            o[off[0] + i * st[0]] =
+                c[off[1] + i * st[1]] ? x[off[2] + i * st[2]] : y[off[3] + i * st[3]];
+        });
   });
 }
 
@@ -138,12 +144,11 @@ void axpy_(const Tensor& out, const Tensor& x, double alpha) {
     T* o = static_cast<T*>(out.raw_data());
     const T* a = static_cast<const T*>(x.raw_data());
     const T al = static_cast<T>(alpha);
-    strided_loop<2>(out.shape(), {out.strides(), broadcast_strides(x, out.shape())},
-                    [&](const std::array<int64_t, 2>& off, int64_t n,
-                        const std::array<int64_t, 2>& st) {
-                      for (int64_t i = 0; i < n; ++i)
-                        o[off[0] + i * st[0]] += al * a[off[1] + i * st[1]];
-                    });
+    strided_loop<2>(
+        out.shape(), {out.strides(), broadcast_strides(x, out.shape())},
+        [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
+          for (int64_t i = 0; i < n; ++i) o[off[0] + i * st[0]] += al * a[off[1] + i * st[1]];
+        });
   });
 }
 

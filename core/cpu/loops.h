@@ -14,9 +14,10 @@ namespace ld::cpu {
 // Below this many elements a loop stays on one thread.
 inline constexpr int64_t kParallelGrain = 32768;
 
-template <size_t N> struct StridedIndex {
-  Shape shape;                       // coalesced, innermost last
-  std::array<Shape, N> strides;      // in elements
+template <size_t N>
+struct StridedIndex {
+  Shape shape;                   // coalesced, innermost last
+  std::array<Shape, N> strides;  // in elements
 };
 
 template <size_t N>
@@ -93,7 +94,8 @@ void strided_loop(const Shape& shape, const std::array<Shape, N>& strides, Inner
 }
 
 // Parallel for over [0, n) in contiguous chunks; `grain` is the work per index in elements.
-template <class F> void parallel_for(int64_t n, int64_t work_per_index, F f) {
+template <class F>
+void parallel_for(int64_t n, int64_t work_per_index, F f) {
   if (n * work_per_index >= kParallelGrain && n > 1 && omp_get_max_threads() > 1 &&
       !omp_in_parallel()) {
 #pragma omp parallel for schedule(static)

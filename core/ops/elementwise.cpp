@@ -66,9 +66,10 @@ static Tensor binary_op(const char* name, BinaryOp op, const Tensor& a, const Te
       case BinaryOp::Div: {
         Tensor gdb = map_binary(BinaryOp::Div, g, bd);
         if (ga) da = sum_to(gdb, sa);
-        if (gb) db = sum_to(map_unary(UnaryOp::Neg, map_binary(BinaryOp::Mul, gdb,
-                                                              map_binary(BinaryOp::Div, ad, bd))),
-                            sb);
+        if (gb)
+          db = sum_to(map_unary(UnaryOp::Neg,
+                                map_binary(BinaryOp::Mul, gdb, map_binary(BinaryOp::Div, ad, bd))),
+                      sb);
         break;
       }
       case BinaryOp::Maximum: {
@@ -79,7 +80,8 @@ static Tensor binary_op(const char* name, BinaryOp op, const Tensor& a, const Te
         if (gb) db = sum_to(where(take_a, zero, g), sb);
         break;
       }
-      default: LD_FAIL("{}: no backward rule", name);
+      default:
+        LD_FAIL("{}: no backward rule", name);
     }
     return {da, db};
   });
@@ -98,28 +100,45 @@ Tensor maximum(const Tensor& a, const Tensor& b) {
 static Tensor unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& g,
                              double s) {
   switch (op) {
-    case UnaryOp::Neg: return map_unary(UnaryOp::Neg, g);
-    case UnaryOp::Exp: return map_binary(BinaryOp::Mul, g, y);
-    case UnaryOp::Log: return map_binary(BinaryOp::Div, g, x);
-    case UnaryOp::Sqrt: return map_binary(BinaryOp::Div, g, map_unary(UnaryOp::MulScalar, y, 2));
+    case UnaryOp::Neg:
+      return map_unary(UnaryOp::Neg, g);
+    case UnaryOp::Exp:
+      return map_binary(BinaryOp::Mul, g, y);
+    case UnaryOp::Log:
+      return map_binary(BinaryOp::Div, g, x);
+    case UnaryOp::Sqrt:
+      return map_binary(BinaryOp::Div, g, map_unary(UnaryOp::MulScalar, y, 2));
     case UnaryOp::Rsqrt:  // d/dx x^-1/2 = -1/2 y^3
       return map_binary(BinaryOp::Mul, g,
                         map_unary(UnaryOp::MulScalar, map_unary(UnaryOp::PowScalar, y, 3), -0.5));
-    case UnaryOp::Tanh: return map_binary(BinaryOp::TanhGrad, y, g);
-    case UnaryOp::Sigmoid: return map_binary(BinaryOp::SigmoidGrad, y, g);
-    case UnaryOp::Relu: return map_binary(BinaryOp::ReluGrad, x, g);
-    case UnaryOp::Silu: return map_binary(BinaryOp::SiluGrad, x, g);
-    case UnaryOp::GeluErf: return map_binary(BinaryOp::GeluErfGrad, x, g);
-    case UnaryOp::GeluTanh: return map_binary(BinaryOp::GeluTanhGrad, x, g);
-    case UnaryOp::Abs: return map_binary(BinaryOp::Mul, g, map_unary(UnaryOp::Sign, x));
-    case UnaryOp::Square: return map_binary(BinaryOp::Mul, g, map_unary(UnaryOp::MulScalar, x, 2));
-    case UnaryOp::AddScalar: return g;
-    case UnaryOp::MulScalar: return map_unary(UnaryOp::MulScalar, g, s);
-    case UnaryOp::PowScalar: return map_binary(BinaryOp::PowGrad, x, g, s);
-    case UnaryOp::RSubScalar: return map_unary(UnaryOp::Neg, g);
+    case UnaryOp::Tanh:
+      return map_binary(BinaryOp::TanhGrad, y, g);
+    case UnaryOp::Sigmoid:
+      return map_binary(BinaryOp::SigmoidGrad, y, g);
+    case UnaryOp::Relu:
+      return map_binary(BinaryOp::ReluGrad, x, g);
+    case UnaryOp::Silu:
+      return map_binary(BinaryOp::SiluGrad, x, g);
+    case UnaryOp::GeluErf:
+      return map_binary(BinaryOp::GeluErfGrad, x, g);
+    case UnaryOp::GeluTanh:
+      return map_binary(BinaryOp::GeluTanhGrad, x, g);
+    case UnaryOp::Abs:
+      return map_binary(BinaryOp::Mul, g, map_unary(UnaryOp::Sign, x));
+    case UnaryOp::Square:
+      return map_binary(BinaryOp::Mul, g, map_unary(UnaryOp::MulScalar, x, 2));
+    case UnaryOp::AddScalar:
+      return g;
+    case UnaryOp::MulScalar:
+      return map_unary(UnaryOp::MulScalar, g, s);
+    case UnaryOp::PowScalar:
+      return map_binary(BinaryOp::PowGrad, x, g, s);
+    case UnaryOp::RSubScalar:
+      return map_unary(UnaryOp::Neg, g);
     case UnaryOp::RDivScalar:  // d/dx s/x = -s/x^2 = -y/x
       return map_unary(UnaryOp::Neg, map_binary(BinaryOp::Mul, g, map_binary(BinaryOp::Div, y, x)));
-    case UnaryOp::Sign: return map_unary(UnaryOp::MulScalar, g, 0.0);
+    case UnaryOp::Sign:
+      return map_unary(UnaryOp::MulScalar, g, 0.0);
   }
   LD_FAIL("unary op {} has no backward rule", int(op));
 }

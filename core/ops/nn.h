@@ -36,8 +36,8 @@ Tensor mse_loss(const Tensor& input, const Tensor& target);  // mean
 // v may have its own last dim Dv; the result is [B, Hq, Tq, Dv]. A query row with no key to
 // attend (all padded, or causal with Tq > Tk) outputs 0, not nan, and passes no gradient.
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
-                                    const Tensor& key_padding_mask = Tensor(),
-                                    bool causal = false, double scale = -1.0);
+                                    const Tensor& key_padding_mask = Tensor(), bool causal = false,
+                                    double scale = -1.0);
 
 // Rotary position embedding, Llama's rotate-half convention: x [B, H, T, D] (D even),
 // positions i64 [B, T] or [T]; inv_freq_j = theta^(-2j/D); out = x*cos + rotate_half(x)*sin with

@@ -18,7 +18,8 @@ Tensor rand_uniform(const Shape& shape, double lo, double hi, Generator& gen, DT
   uint64_t off = gen.next_offset();
   for (int64_t i = 0; i < t.numel(); ++i) {
     // 53-bit uniform from two 32-bit draws
-    uint64_t a = philox_u32(gen.seed(), off, 2 * i) >> 5, b = philox_u32(gen.seed(), off, 2 * i + 1) >> 6;
+    uint64_t a = philox_u32(gen.seed(), off, 2 * i) >> 5,
+             b = philox_u32(gen.seed(), off, 2 * i + 1) >> 6;
     double u = (static_cast<double>(a) * 67108864.0 + static_cast<double>(b)) / 9007199254740992.0;
     p[i] = lo + (hi - lo) * u;
   }

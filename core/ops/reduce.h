@@ -12,7 +12,7 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = fa
 Tensor mean(const Tensor& x);
 // Max over one dim; the gradient flows to the first maximal element (as torch.max(dim)).
 Tensor max(const Tensor& x, int64_t dim, bool keepdim = false);
-Tensor max(const Tensor& x);  // all elements -> scalar
+Tensor max(const Tensor& x);                                        // all elements -> scalar
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);  // i64
 
 }  // namespace ld

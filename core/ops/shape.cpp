@@ -86,8 +86,10 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx) {
   {
     std::vector<int64_t> iv = idx.to_vector<int64_t>();
     for (size_t i = 0; i < iv.size(); ++i)
-      LD_CHECK(iv[i] >= 0 && iv[i] < n, "index_select: index {} at position {} is out of range "
-               "for dim {} of size {} ({})", iv[i], i, dim, n, x.desc());
+      LD_CHECK(iv[i] >= 0 && iv[i] < n,
+               "index_select: index {} at position {} is out of range "
+               "for dim {} of size {} ({})",
+               iv[i], i, dim, n, x.desc());
   }
   Shape os = x.shape();
   os[dim] = idx.size(0);
