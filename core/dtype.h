@@ -62,54 +62,34 @@ Device parse_device(const std::string& s);  // "cpu", "cuda", "cuda:1"
 
 }  // namespace ld
 
+// One case of a dtype switch: binds `scalar_t` and returns the body's result.
+#define LD_DISPATCH_CASE(DT, T, ...) \
+  case ::ld::DType::DT: {            \
+    using scalar_t = T;              \
+    return __VA_ARGS__();            \
+  }
+
 // Dispatch a floating-point dtype to a template lambda body with `scalar_t` bound.
 #define LD_DISPATCH_FLOAT(dt, name, ...)                                                       \
   [&] {                                                                                        \
     switch (dt) {                                                                              \
-      case ::ld::DType::f32: {                                                                 \
-        using scalar_t = float;                                                                \
-        return __VA_ARGS__();                                                                  \
-      }                                                                                        \
-      case ::ld::DType::f64: {                                                                 \
-        using scalar_t = double;                                                               \
-        return __VA_ARGS__();                                                                  \
-      }                                                                                        \
+      LD_DISPATCH_CASE(f32, float, __VA_ARGS__)                                                \
+      LD_DISPATCH_CASE(f64, double, __VA_ARGS__)                                               \
       default:                                                                                 \
         LD_FAIL("{}: dtype {} not supported here (f32/f64 only)", name, ::ld::dtype_name(dt)); \
     }                                                                                          \
   }()
 
-#define LD_DISPATCH_ALL(dt, name, ...) \
-  [&] {                                \
-    switch (dt) {                      \
-      case ::ld::DType::f32: {         \
-        using scalar_t = float;        \
-        return __VA_ARGS__();          \
-      }                                \
-      case ::ld::DType::f64: {         \
-        using scalar_t = double;       \
-        return __VA_ARGS__();          \
-      }                                \
-      case ::ld::DType::bf16: {        \
-        using scalar_t = ::ld::bf16;   \
-        return __VA_ARGS__();          \
-      }                                \
-      case ::ld::DType::f16: {         \
-        using scalar_t = ::ld::f16;    \
-        return __VA_ARGS__();          \
-      }                                \
-      case ::ld::DType::i32: {         \
-        using scalar_t = int32_t;      \
-        return __VA_ARGS__();          \
-      }                                \
-      case ::ld::DType::i64: {         \
-        using scalar_t = int64_t;      \
-        return __VA_ARGS__();          \
-      }                                \
-      case ::ld::DType::b8: {          \
-        using scalar_t = bool;         \
-        return __VA_ARGS__();          \
-      }                                \
-    }                                  \
-    LD_FAIL("{}: bad dtype", name);    \
+#define LD_DISPATCH_ALL(dt, name, ...)                \
+  [&] {                                               \
+    switch (dt) {                                     \
+      LD_DISPATCH_CASE(f32, float, __VA_ARGS__)       \
+      LD_DISPATCH_CASE(f64, double, __VA_ARGS__)      \
+      LD_DISPATCH_CASE(bf16, ::ld::bf16, __VA_ARGS__) \
+      LD_DISPATCH_CASE(f16, ::ld::f16, __VA_ARGS__)   \
+      LD_DISPATCH_CASE(i32, int32_t, __VA_ARGS__)     \
+      LD_DISPATCH_CASE(i64, int64_t, __VA_ARGS__)     \
+      LD_DISPATCH_CASE(b8, bool, __VA_ARGS__)         \
+    }                                                 \
+    LD_FAIL("{}: bad dtype", name);                   \
   }()

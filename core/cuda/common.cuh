@@ -218,22 +218,10 @@ void dispatch_by_width(DType dt, const char* what, F&& go) {
 #define LD_CUDA_DISPATCH_FLOAT(dt, name, ...)                                      \
   [&] {                                                                            \
     switch (dt) {                                                                  \
-      case ::ld::DType::f32: {                                                     \
-        using scalar_t = float;                                                    \
-        return __VA_ARGS__();                                                      \
-      }                                                                            \
-      case ::ld::DType::f64: {                                                     \
-        using scalar_t = double;                                                   \
-        return __VA_ARGS__();                                                      \
-      }                                                                            \
-      case ::ld::DType::bf16: {                                                    \
-        using scalar_t = ::ld::bf16;                                               \
-        return __VA_ARGS__();                                                      \
-      }                                                                            \
-      case ::ld::DType::f16: {                                                     \
-        using scalar_t = ::ld::f16;                                                \
-        return __VA_ARGS__();                                                      \
-      }                                                                            \
+      LD_DISPATCH_CASE(f32, float, __VA_ARGS__)                                    \
+      LD_DISPATCH_CASE(f64, double, __VA_ARGS__)                                   \
+      LD_DISPATCH_CASE(bf16, ::ld::bf16, __VA_ARGS__)                              \
+      LD_DISPATCH_CASE(f16, ::ld::f16, __VA_ARGS__)                                \
       default:                                                                     \
         LD_FAIL("{}: dtype {} not supported on CUDA", name, ::ld::dtype_name(dt)); \
     }                                                                              \
