@@ -18,6 +18,7 @@ ClassificationData ClassificationData::subset(const std::vector<size_t>& idx) co
   for (size_t i : idx) {
     LD_CHECK(i < ids.size(), "subset: index {} out of range ({} examples)", i, ids.size());
     out.ids.push_back(ids[i]);
+    if (!type_ids.empty()) out.type_ids.push_back(type_ids[i]);
     if (!labels.empty()) out.labels.push_back(labels[i]);
     if (!targets.empty()) out.targets.push_back(targets[i]);
   }
@@ -29,20 +30,27 @@ Batch make_batch(const ClassificationData& d, const std::vector<size_t>& idx, in
   LD_CHECK(d.labels.size() == d.ids.size() || d.targets.size() == d.ids.size(),
            "make_batch: {} examples but {} labels / {} targets", d.ids.size(), d.labels.size(),
            d.targets.size());
+  const bool typed = !d.type_ids.empty();
+  LD_CHECK(!typed || d.type_ids.size() == d.ids.size(),
+           "make_batch: {} examples but {} type_id lists", d.ids.size(), d.type_ids.size());
   size_t T = 0;
   for (size_t i : idx) {
     LD_CHECK(i < d.ids.size(), "make_batch: index {} out of range ({} examples)", i, d.ids.size());
     LD_CHECK(!d.ids[i].empty(), "make_batch: example {} has no tokens", i);
+    LD_CHECK(!typed || d.type_ids[i].size() == d.ids[i].size(),
+             "make_batch: example {} has {} tokens but {} type ids", i, d.ids[i].size(),
+             d.type_ids[i].size());
     T = std::max(T, d.ids[i].size());
   }
   const int64_t B = static_cast<int64_t>(idx.size());
-  std::vector<int64_t> ids(B * T, pad_id), mask(B * T, 0), labels;
+  std::vector<int64_t> ids(B * T, pad_id), mask(B * T, 0), types(typed ? B * T : 0, 0), labels;
   std::vector<float> targets;
   for (int64_t b = 0; b < B; ++b) {
     const auto& e = d.ids[idx[b]];
     for (size_t t = 0; t < e.size(); ++t) {
       ids[b * T + t] = e[t];
       mask[b * T + t] = 1;
+      if (typed) types[b * T + t] = d.type_ids[idx[b]][t];
     }
     if (!d.regression())
       labels.push_back(d.labels[idx[b]]);
@@ -53,13 +61,14 @@ Batch make_batch(const ClassificationData& d, const std::vector<size_t>& idx, in
   const int64_t Ti = static_cast<int64_t>(T);
   out.ids = Tensor::from_vector(ids, {B, Ti});
   out.mask = Tensor::from_vector(mask, {B, Ti});
+  if (typed) out.type_ids = Tensor::from_vector(types, {B, Ti});
   out.labels =
       d.regression() ? Tensor::from_vector(targets, {B}) : Tensor::from_vector(labels, {B});
   return out;
 }
 
 ForwardFn encoder_forward(nn::EncoderForSequenceClassification& m) {
-  return [&m](const Batch& b) { return m.forward(b.ids, b.mask, Tensor(), b.labels); };
+  return [&m](const Batch& b) { return m.forward(b.ids, b.mask, b.type_ids, b.labels); };
 }
 
 namespace {

@@ -19,17 +19,21 @@ namespace ld::lora {
 // Tokenised sequence-classification data, independent of any task reader.
 struct ClassificationData {
   std::vector<std::vector<int64_t>> ids;  // one token list per example (unpadded)
-  std::vector<int64_t> labels;            // classification labels, or
-  std::vector<double> targets;            // regression targets (when labels is empty)
+  // segment ids (token_type_ids) per example, same lengths as ids; empty = all 0 (RoBERTa, and
+  // BERT single sentences). BERT-family pairs need them: segment B has its own embedding row.
+  std::vector<std::vector<int64_t>> type_ids;
+  std::vector<int64_t> labels;  // classification labels, or
+  std::vector<double> targets;  // regression targets (when labels is empty)
   size_t size() const { return ids.size(); }
   bool regression() const { return labels.empty(); }
   ClassificationData subset(const std::vector<size_t>& idx) const;
 };
 
 // ids i64 [B, T] right-padded with pad_id to the longest example, mask i64 [B, T] (1 = real),
-// labels i64 [B] or f32 [B].
+// type_ids i64 [B, T] (0 on padding) or undefined when the data has none, labels i64 [B] or f32
+// [B].
 struct Batch {
-  Tensor ids, mask, labels;
+  Tensor ids, mask, type_ids, labels;
 };
 Batch make_batch(const ClassificationData& d, const std::vector<size_t>& idx, int64_t pad_id);
 

@@ -198,6 +198,11 @@ TaskData load_glue_task(const std::string& task, const std::string& data_dir,
       data::Encoding e =
           ex.text_b.empty() ? tok.encode(ex.text_a, eo) : tok.encode_pair(ex.text_a, ex.text_b, eo);
       out.ids.emplace_back(e.ids.begin(), e.ids.end());
+      // Segment ids travel with every example (BERT pairs need them; for RoBERTa they are 0).
+      if (e.type_ids.size() == e.ids.size())
+        out.type_ids.emplace_back(e.type_ids.begin(), e.type_ids.end());
+      else
+        out.type_ids.emplace_back(e.ids.size(), 0);
       if (t.regression)
         out.targets.push_back(ex.score);
       else
@@ -225,8 +230,9 @@ TaskData load_glue_task(const std::string& task, const std::string& data_dir,
 
 lora::ForwardFn device_forward(nn::EncoderForSequenceClassification& m, Device device) {
   return [&m, device](const lora::Batch& b) {
-    if (device.is_cpu()) return m.forward(b.ids, b.mask, Tensor(), b.labels);
-    return m.forward(b.ids.to(device), b.mask.to(device), Tensor(),
+    if (device.is_cpu()) return m.forward(b.ids, b.mask, b.type_ids, b.labels);
+    return m.forward(b.ids.to(device), b.mask.to(device),
+                     b.type_ids.defined() ? b.type_ids.to(device) : Tensor(),
                      b.labels.defined() ? b.labels.to(device) : Tensor());
   };
 }

@@ -234,5 +234,38 @@ TEST(LoraDropPipeline, DuringTrainingImportanceAndWithoutShare) {
   EXPECT_THROW(lora::run_loradrop(*m2, lora::encoder_forward(*m2), train, eval, cfg), Error);
 }
 
+// BERT-family pairs: segment ids reach the model (padding gets 0), and they change its output.
+TEST(LoraDropPipeline, BatchCarriesSegmentIds) {
+  lora::ClassificationData d;
+  d.ids = {{0, 5, 6, 2, 7, 2}, {0, 8, 2}};
+  d.type_ids = {{0, 0, 0, 0, 1, 1}, {0, 0, 0}};
+  d.labels = {1, 0};
+  lora::Batch b = lora::make_batch(d, {0, 1}, 1);
+  ASSERT_TRUE(b.type_ids.defined());
+  EXPECT_EQ(b.type_ids.to_vector<int64_t>(),
+            (std::vector<int64_t>{0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0}));
+  EXPECT_EQ(lora::make_batch(d, {1}, 1).type_ids.to_vector<int64_t>(),
+            (std::vector<int64_t>{0, 0, 0}));
+  EXPECT_EQ(d.subset({0}).type_ids, (std::vector<std::vector<int64_t>>{{0, 0, 0, 0, 1, 1}}));
+
+  nn::ModelConfig c = test::tiny_config(2);
+  c.model_type = "bert";
+  c.type_vocab_size = 2;
+  nn::EncoderForSequenceClassification m(c);
+  test::randomise(m, 4);
+  m.eval();
+  NoGradGuard ng;
+  const auto with = lora::encoder_forward(m)(b).logits.to_vector<float>();
+  lora::Batch untyped = b;
+  untyped.type_ids = Tensor();
+  const auto without = lora::encoder_forward(m)(untyped).logits.to_vector<float>();
+  EXPECT_NE(with[0], without[0]);        // example 0 has a segment B
+  EXPECT_FLOAT_EQ(with[2], without[2]);  // example 1 is all segment A
+  EXPECT_FLOAT_EQ(with[3], without[3]);
+
+  d.type_ids[1] = {0, 0};
+  EXPECT_THROW(lora::make_batch(d, {1}, 1), Error);
+}
+
 }  // namespace
 }  // namespace ld
