@@ -19,9 +19,9 @@
 
 #include "core/ops.h"
 #include "core/threads.h"
+#include "lora/adapter.h"
 #include "nn/config.h"
 #include "nn/encoder.h"
-#include "nn/lora_hook.h"
 #include "nn/optim.h"
 
 using namespace ld;
@@ -109,10 +109,14 @@ int run(const Args& a) {
         normal_(t, 0.0, 0.02, init);
     }
   }
-  model->freeze_all();
-  auto sites = nn::attach_lora(*model, "re:.*\\.(query|value)$", a.rank, a.alpha, a.dropout, init);
-  model->unfreeze("*lora_*");
-  model->unfreeze("classifier.*");
+  // The production LoRA path (lora::AdapterSet -> the fused lora_linear op), as `loradrop train`.
+  lora::AdapterConfig lc;
+  lc.targets = {"query", "value"};
+  lc.r = a.rank;
+  lc.alpha = a.alpha;
+  lc.dropout = a.dropout;
+  lora::AdapterSet set(*model, lc, init, {"classifier.*"});
+  const auto& sites = set.sites();
   model->train();
 
   // Inputs: <s> then random ids in [3, vocab), no padding (mask all ones), labels in {0, 1}.

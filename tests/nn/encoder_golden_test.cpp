@@ -2,9 +2,9 @@
 // LoRA/head gradients, and parameters after 3 AdamW steps.
 #include <gtest/gtest.h>
 
+#include "lora/adapter.h"
 #include "nn/config.h"
 #include "nn/encoder.h"
-#include "nn/lora_hook.h"
 #include "nn/safetensors.h"
 #include "tests/nn/golden_util.h"
 
@@ -19,17 +19,18 @@ std::shared_ptr<nn::EncoderForSequenceClassification> load_encoder(const std::st
   auto m = std::make_shared<nn::EncoderForSequenceClassification>(c);
   m->set_generator(std::make_shared<Generator>(0));
   nn::load_checkpoint(*m, fixture(name, "model.safetensors"));
-  m->freeze_all();
   Generator g(42);
-  auto sites = nn::attach_lora(*m, "re:.*\\.(query|value)$", 4, 8.0, 0.0, g);
-  EXPECT_EQ(sites.size(), 2u * c.num_hidden_layers);
+  lora::AdapterConfig cfg;  // the production LoRA (fused lora_linear op), PEFT names
+  cfg.targets = {"query", "value"};
+  cfg.r = 4;
+  cfg.alpha = 8.0;
+  lora::AdapterSet set(*m, cfg, g, {"classifier.*"});
+  EXPECT_EQ(set.sites().size(), 2u * c.num_hidden_layers);
   nn::LoadOptions lo;
   lo.allow_missing = {"*"};  // the adapter file holds only the LoRA tensors
   auto rep = nn::load_checkpoint(*m, fixture(name, "adapter_model.safetensors"), lo);
   EXPECT_EQ(rep.loaded.size(), 4u * c.num_hidden_layers);
   EXPECT_TRUE(rep.unexpected.empty());
-  m->unfreeze("*lora_*");
-  m->unfreeze("classifier.*");
   return m;
 }
 

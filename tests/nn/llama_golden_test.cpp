@@ -3,9 +3,9 @@
 // padding), KV-cache consistency and activation checkpointing.
 #include <gtest/gtest.h>
 
+#include "lora/adapter.h"
 #include "nn/config.h"
 #include "nn/llama.h"
-#include "nn/lora_hook.h"
 #include "nn/safetensors.h"
 #include "tests/nn/golden_util.h"
 
@@ -20,15 +20,16 @@ std::shared_ptr<M> load_llama(const std::string& name, const std::string& head) 
   auto m = std::make_shared<M>(c);
   m->set_generator(std::make_shared<Generator>(0));
   nn::load_checkpoint(*m, fixture(name, "model.safetensors"));
-  m->freeze_all();
   Generator g(42);
-  nn::attach_lora(*m, "re:.*\\.(q_proj|v_proj)$", 4, 8.0, 0.0, g);
+  lora::AdapterConfig cfg;  // the production LoRA (fused lora_linear op), PEFT names
+  cfg.targets = {"q_proj", "v_proj"};
+  cfg.r = 4;
+  cfg.alpha = 8.0;
+  lora::AdapterSet set(*m, cfg, g, {head + ".*"});
   nn::LoadOptions lo;
   lo.allow_missing = {"*"};
   auto rep = nn::load_checkpoint(*m, fixture(name, "adapter_model.safetensors"), lo);
   EXPECT_EQ(rep.loaded.size(), 4u * c.num_hidden_layers);
-  m->unfreeze("*lora_*");
-  m->unfreeze(head + ".*");
   return m;
 }
 

@@ -4,8 +4,8 @@
 
 #include <filesystem>
 
+#include "lora/adapter.h"
 #include "nn/encoder.h"
-#include "nn/lora_hook.h"
 #include "nn/safetensors.h"
 #include "nn/trainer.h"
 #include "tests/nn/golden_util.h"
@@ -22,11 +22,13 @@ std::shared_ptr<nn::EncoderForSequenceClassification> make_model() {
   auto m = std::make_shared<nn::EncoderForSequenceClassification>(c);
   m->set_generator(std::make_shared<Generator>(1234));
   nn::load_checkpoint(*m, test::fixture("roberta_seqcls", "model.safetensors"));
-  m->freeze_all();
   Generator g(42);
-  nn::attach_lora(*m, "re:.*\\.(query|value)$", 4, 8.0, 0.1, g);
-  m->unfreeze("*lora_*");
-  m->unfreeze("classifier.*");
+  lora::AdapterConfig cfg;
+  cfg.targets = {"query", "value"};
+  cfg.r = 4;
+  cfg.alpha = 8.0;
+  cfg.dropout = 0.1;
+  lora::AdapterSet set(*m, cfg, g, {"classifier.*"});
   return m;
 }
 
