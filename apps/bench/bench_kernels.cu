@@ -1,7 +1,8 @@
 // CUDA kernel benchmarks for tools/gpu_check.sh. Every figure is reported with the limit measured
 // in the same run: GEMM TFLOP/s vs cuBLASLt's best algorithm from a heuristic sweep; softmax,
 // LayerNorm, RMSNorm, AdamW GB/s vs a device-to-device cudaMemcpy; attention fwd+bwd TFLOP/s vs the
-// bf16 GEMM rate (cuDNN SDPA: not built, reported as null); fused LoRA vs the unfused composition.
+// bf16 GEMM rate and next to cuDNN's fused SDPA (null when this build lacks it or cuDNN declines);
+// fused LoRA vs the unfused composition.
 // Usage: ld_bench_kernels [--json out.json]
 #include <cublasLt.h>
 
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "core/cuda/attention.h"
+#include "core/cuda/attention_cudnn.h"
 #include "core/cuda/cuda_ops.h"
 #include "core/cuda/runtime.h"
 #include "core/kernels.h"
@@ -162,6 +164,30 @@ int main(int argc, char** argv) {
              vv = randn_dev({B, H, T, D}, DType::bf16, 10);
       for (Tensor* t : {&q, &k, &vv}) t->set_requires_grad(true);
       Tensor go = randn_dev({B, H, T, D}, DType::bf16, 11);
+      // cuDNN's fused SDPA on the same problem: TFLOP/s as a JSON number, or null.
+      auto cudnn_tflops = [&](bool causal, bool bwd, double flop) -> std::string {
+        if (!cuda::cudnn_sdpa_built()) return "null";
+        cuda::set_attention_impl(cuda::AttentionImpl::Cudnn);
+        const int64_t before = cuda::cudnn_sdpa_calls();
+        double ms = 0;
+        try {  // a cuDNN failure costs this figure only
+          ms = time_ms(
+              [&] {
+                if (bwd) {
+                  scaled_dot_product_attention(q, k, vv, Tensor(), causal).backward(go);
+                } else {
+                  NoGradGuard ng;
+                  scaled_dot_product_attention(q, k, vv, Tensor(), causal);
+                }
+              },
+              5, 2);
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "cuDNN SDPA failed: %s\n", e.what());
+        }
+        const bool served = ms > 0 && cuda::cudnn_sdpa_calls() > before;
+        cuda::set_attention_impl(cuda::AttentionImpl::Fused);
+        return served ? fmt::format("{:.1f}", flop / (ms * 1e9)) : "null";
+      };
       for (bool causal : {false, true}) {
         cuda::set_attention_impl(cuda::AttentionImpl::Fused);
         double ms = time_ms(
@@ -174,15 +200,16 @@ int main(int argc, char** argv) {
         const double tf = f / (ms * 1e9);
         emit(causal ? "attention_fwd_bwd_causal" : "attention_fwd_bwd",
              fmt::format("{{\"TFLOP_per_s\": {:.1f}, \"gemm_TFLOP_per_s\": {:.1f}, "
-                         "\"ratio_vs_gemm\": {:.3f}, \"cudnn_sdpa\": null, \"cudnn_note\": "
-                         "\"cuDNN SDPA path not built\"}}",
-                         tf, gemm_tflops, tf / gemm_tflops));
+                         "\"ratio_vs_gemm\": {:.3f}, \"cudnn_sdpa_TFLOP_per_s\": {}}}",
+                         tf, gemm_tflops, tf / gemm_tflops, cudnn_tflops(causal, true, f)));
       }
       NoGradGuard ng;
       double ms = time_ms([&] { scaled_dot_product_attention(q, k, vv); }, 5, 2);
       const double tf = 4.0 * B * H * T * T * D / (ms * 1e9);
-      emit("attention_fwd", fmt::format("{{\"TFLOP_per_s\": {:.1f}, \"ratio_vs_gemm\": {:.3f}}}",
-                                        tf, tf / gemm_tflops));
+      emit("attention_fwd",
+           fmt::format("{{\"TFLOP_per_s\": {:.1f}, \"ratio_vs_gemm\": {:.3f}, "
+                       "\"cudnn_sdpa_TFLOP_per_s\": {}}}",
+                       tf, tf / gemm_tflops, cudnn_tflops(false, false, 4.0 * B * H * T * T * D)));
     }
 
     // ---- fused LoRA vs the unfused composition (forward, with importance) ----

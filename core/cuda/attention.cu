@@ -4,13 +4,14 @@
 // heads, recorded in autograd. One warp owns one query row (forward, dQ) or one key row (dK/dV),
 // so every gradient element has a single writer: deterministic without atomics.
 // Limits: the products run on CUDA cores (no tensor-core MMA yet); D <= 256. bf16/f16/f32 inputs
-// are all handled natively (f32 math), so f32 needs no cast and no fallback. The cuDNN path is not
-// built: selecting it throws (see attention_impl below).
+// are all handled natively (f32 math), so f32 needs no cast and no fallback. LD_ATTENTION=cudnn
+// selects cuDNN's fused SDPA instead (attention_cudnn.cpp).
 #include <cstdlib>
 #include <cstring>
 
 #include "core/autograd.h"
 #include "core/cuda/attention.h"
+#include "core/cuda/attention_cudnn.h"
 #include "core/cuda/common.cuh"
 #include "core/cuda/cuda_ops.h"
 
@@ -431,9 +432,8 @@ Tensor fused_sdpa(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
   LD_NVTX_FN();
   const AttentionImpl impl = attention_impl();
   if (impl == AttentionImpl::Unfused) return Tensor();
-  LD_CHECK(impl != AttentionImpl::Cudnn,
-           "attention: the cuDNN SDPA path is not implemented in this build; use "
-           "LD_ATTENTION=fused or unfused");
+  if (impl == AttentionImpl::Cudnn)  // core/cuda/attention_cudnn.cpp; throws when not built
+    return cudnn_sdpa(q_in, k_in, v_in, key_padding_mask, causal, scale);
   // Outside the kernel's envelope: let the caller run the unfused composition.
   if (q_in.dim() != 4 || k_in.dim() != 4 || v_in.dim() != 4) return Tensor();
   const DType dt = q_in.dtype();
