@@ -14,6 +14,7 @@
 
 #include "core/cuda/attention.h"
 #include "core/cuda/attention_cudnn.h"
+#include "core/cuda/attention_tc.h"
 #include "core/cuda/cuda_ops.h"
 #include "core/cuda/runtime.h"
 #include "core/kernels.h"
@@ -210,6 +211,57 @@ int main(int argc, char** argv) {
            fmt::format("{{\"TFLOP_per_s\": {:.1f}, \"ratio_vs_gemm\": {:.3f}, "
                        "\"cudnn_sdpa_TFLOP_per_s\": {}}}",
                        tf, tf / gemm_tflops, cudnn_tflops(false, false, 4.0 * B * H * T * T * D)));
+    }
+
+    // ---- fused attention by kernel family: tensor cores (attention_tc.cu) vs CUDA cores ----
+    // bf16, B 4, H 16, T 2048, head dims 64 and 128, forward and forward + backward, with and
+    // without the causal mask. FLOPs as flash-attention counts them: forward 4 B H T^2 D (Q K^T and
+    // P V), backward 2.5x the forward, halved under the causal mask (our backward does more: it
+    // recomputes Q K^T in both its kernels). Ratios against the bf16 GEMM of this run: cuBLASLt's
+    // best algorithm (ratio_vs_cublaslt) and our cuda::bmm (ratio_vs_gemm).
+    {
+      const int64_t B = 4, H = 16, T = 2048;
+      for (int64_t D : {64, 128}) {
+        Tensor q = randn_dev({B, H, T, D}, DType::bf16, 20),
+               k = randn_dev({B, H, T, D}, DType::bf16, 21),
+               vv = randn_dev({B, H, T, D}, DType::bf16, 22);
+        for (Tensor* t : {&q, &k, &vv}) t->set_requires_grad(true);
+        Tensor go = randn_dev({B, H, T, D}, DType::bf16, 23);
+        cuda::set_attention_impl(cuda::AttentionImpl::Fused);
+        for (bool tc : {true, false}) {
+          cuda::set_attention_tensor_cores(tc);
+          const std::string path = tc ? "attention_tc" : "attention_cuda_core";
+          if (tc && !cuda::attention_tc_eligible(DType::bf16, D)) {
+            emit(fmt::format("{}_d{}", path, D),
+                 "{\"TFLOP_per_s\": null, \"note\": \"tensor cores need sm_80+\"}");
+            continue;
+          }
+          for (bool causal : {false, true}) {
+            const double fwd_flops = 4.0 * B * H * T * T * D * (causal ? 0.5 : 1.0);
+            auto report = [&](const char* what, double flops, double ms) {
+              const double tf = flops / (ms * 1e9);
+              emit(fmt::format("{}_d{}_{}{}", path, D, what, causal ? "_causal" : ""),
+                   fmt::format("{{\"TFLOP_per_s\": {:.1f}, \"ms\": {:.3f}, "
+                               "\"cublaslt_best_TFLOP_per_s\": {:.1f}, \"ratio_vs_cublaslt\": "
+                               "{:.3f}, \"ratio_vs_gemm\": {:.3f}}}",
+                               tf, ms, best_tflops, tf / best_tflops, tf / gemm_tflops));
+            };
+            const int iters = tc ? 10 : 3;
+            double ms = time_ms(
+                [&] {
+                  Tensor o = scaled_dot_product_attention(q, k, vv, Tensor(), causal);
+                  o.backward(go);
+                },
+                iters, 2);
+            report("fwd_bwd", 3.5 * fwd_flops, ms);
+            NoGradGuard ng;
+            ms = time_ms([&] { scaled_dot_product_attention(q, k, vv, Tensor(), causal); }, iters,
+                         2);
+            report("fwd", fwd_flops, ms);
+          }
+        }
+        cuda::set_attention_tensor_cores(true);
+      }
     }
 
     // ---- fused LoRA vs the unfused composition (forward, with importance) ----

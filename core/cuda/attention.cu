@@ -3,15 +3,17 @@
 // written), forward and a recomputing backward, with key-padding and causal masks and grouped K/V
 // heads, recorded in autograd. One warp owns one query row (forward, dQ) or one key row (dK/dV),
 // so every gradient element has a single writer: deterministic without atomics.
-// Limits: the products run on CUDA cores (no tensor-core MMA yet); D <= 256. bf16/f16/f32 inputs
-// are all handled natively (f32 math), so f32 needs no cast and no fallback. LD_ATTENTION=cudnn
-// selects cuDNN's fused SDPA instead (attention_cudnn.cpp).
+// These kernels run the products on CUDA cores (D <= 256, f32 math for bf16/f16/f32 inputs, so f32
+// needs no cast); bf16/f16 inputs with D = 64 or 128 on sm_80+ go to the tensor-core kernels of
+// attention_tc.cu instead (LD_ATTENTION_TC=0 keeps them here), with the same lse and masks.
+// LD_ATTENTION=cudnn selects cuDNN's fused SDPA instead (attention_cudnn.cpp).
 #include <cstdlib>
 #include <cstring>
 
 #include "core/autograd.h"
 #include "core/cuda/attention.h"
 #include "core/cuda/attention_cudnn.h"
+#include "core/cuda/attention_tc.h"
 #include "core/cuda/common.cuh"
 #include "core/cuda/cuda_ops.h"
 
@@ -344,6 +346,8 @@ AttnParams make_params(const Tensor& q, const Tensor& k, const Tensor& v, const 
 Tensor flash_fwd(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kpm, bool causal,
                  double scale, Tensor& lse) {
   LD_NVTX_FN();
+  if (attention_tc_eligible(q.dtype(), q.size(3)))
+    return flash_fwd_tc(q, k, v, kpm, causal, scale, lse);
   Tensor out = Tensor::empty(q.shape(), q.dtype(), q.device());
   lse = Tensor::empty({q.size(0), q.size(1), q.size(2)}, DType::f32, q.device());
   AttnParams p = make_params(q, k, v, kpm, causal, scale);
@@ -367,6 +371,8 @@ std::vector<Tensor> flash_bwd(const Tensor& q, const Tensor& k, const Tensor& v,
                               const Tensor& gout_in) {
   LD_NVTX_FN();
   Tensor gout = last_dim_contiguous(gout_in.dtype() == q.dtype() ? gout_in : gout_in.to(q.dtype()));
+  if (attention_tc_eligible(q.dtype(), q.size(3)))
+    return flash_bwd_tc(q, k, v, kpm, causal, scale, out, lse, gout);
   Tensor dq = Tensor::empty(q.shape(), q.dtype(), q.device());
   Tensor dk = Tensor::empty(k.shape(), k.dtype(), k.device());
   Tensor dv = Tensor::empty(v.shape(), v.dtype(), v.device());

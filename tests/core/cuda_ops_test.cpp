@@ -9,6 +9,7 @@
 #include "core/ops/lora_linear.h"
 #include "tests/test_util.h"
 #ifdef LD_WITH_CUDA
+#include "core/cuda/attention_tc.h"
 #include "core/cuda/cuda_ops.h"
 #include "core/cuda/runtime.h"
 #endif
@@ -410,6 +411,162 @@ TEST(CudaAttentionParity, FusedMatchesUnfused) {
         EXPECT_CLOSE(gf[i].to(kCPU, DType::f32), gu[i].to(kCPU, DType::f32), 3 * t.atol,
                      3 * t.rtol);
       }
+    }
+  }
+}
+
+// ---- the tensor-core attention kernels (core/cuda/attention_tc.cu: bf16/f16, D 64 and 128) ----
+struct AttnCase {
+  int64_t B, Hq, Hkv, Tq, Tk, D;
+  bool causal, mask;
+  int layout;  // 0: contiguous; 1: [B, T, H, D] transposed (strided rows, 16-byte aligned);
+               // 2: narrowed from a last dim of D + 3 at offset 1 (odd row stride: scalar loads)
+  std::string name() const {
+    return fmt::format("B{} Hq{} Hkv{} Tq{} Tk{} D{} causal {} mask {} layout {}", B, Hq, Hkv, Tq,
+                       Tk, D, causal, mask, layout);
+  }
+};
+
+// Odd lengths (not multiples of the 64/32-row tiles, a single row), Tq != Tk both ways, the
+// bottom-right causal mask, key padding with a padded tail and padded interior keys, grouped K/V
+// heads (2 and 4 query heads a K/V head), several tiles per row block, both loader paths.
+const AttnCase kTcCases[] = {
+    {1, 1, 1, 1, 1, 64, false, false, 0},    {2, 4, 2, 37, 37, 64, true, true, 0},
+    {2, 2, 1, 5, 70, 64, true, false, 0},    {1, 2, 2, 70, 33, 128, false, true, 0},
+    {1, 8, 8, 65, 65, 128, false, true, 1},  {2, 8, 2, 130, 131, 128, true, true, 0},
+    {1, 4, 1, 129, 200, 64, false, true, 1}, {2, 4, 1, 97, 97, 64, true, true, 2},
+    {1, 2, 1, 33, 150, 128, true, true, 2},  {1, 2, 2, 200, 200, 64, true, false, 1},
+};
+
+struct AttnRun {
+  Tensor out;
+  std::vector<Tensor> grads;  // of q, k, v (their leaves)
+};
+
+// Restores the default attention selection when a test ends, failed or not.
+struct AttnSelectionGuard {
+  ~AttnSelectionGuard() {
+    cuda::set_attention_impl(cuda::AttentionImpl::Fused);
+    cuda::set_attention_tensor_cores(true);
+  }
+};
+
+// Runs sdpa in dtype dt with the chosen implementation and returns the output and the gradients
+// of sum(out * w).
+AttnRun run_attention(const AttnCase& c, DType dt, cuda::AttentionImpl impl, bool tensor_cores,
+                      const Tensor& kpm_override = Tensor()) {
+  cuda::set_attention_impl(impl);
+  cuda::set_attention_tensor_cores(tensor_cores);
+  const Device dev = cuda_device();
+  auto make = [&](int64_t H, int64_t T, uint64_t seed, Tensor& leaf) {
+    if (c.layout == 1) {
+      leaf = rn({c.B, T, H, c.D}, seed).to(dev, dt).set_requires_grad(true);
+      return leaf.transpose(1, 2);
+    }
+    if (c.layout == 2) {
+      leaf = rn({c.B, H, T, c.D + 3}, seed).to(dev, dt).set_requires_grad(true);
+      return leaf.narrow(3, 1, c.D);
+    }
+    leaf = rn({c.B, H, T, c.D}, seed).to(dev, dt).set_requires_grad(true);
+    return leaf;
+  };
+  Tensor ql, kl, vl;
+  Tensor q = make(c.Hq, c.Tq, 90, ql), k = make(c.Hkv, c.Tk, 91, kl), v = make(c.Hkv, c.Tk, 92, vl);
+  Tensor kpm = kpm_override;
+  if (!kpm.defined() && c.mask) {
+    std::vector<bool> m(c.B * c.Tk, true);
+    for (int64_t b = 0; b < c.B; ++b)
+      for (int64_t j = 1; j < c.Tk; ++j)  // key 0 stays real: every row sees a key
+        if (j >= c.Tk - c.Tk / 4 - b || j % 7 == 3) m[b * c.Tk + j] = false;
+    kpm = Tensor::from_vector(m, {c.B, c.Tk}).to(dev);
+  }
+  AttnRun r;
+  r.out = scaled_dot_product_attention(q, k, v, kpm, c.causal);
+  sum(mul(r.out, rn(r.out.shape(), 93).to(dev, dt))).backward();
+  r.grads = {ql.grad(), kl.grad(), vl.grad()};
+  return r;
+}
+
+void expect_runs_close(const AttnRun& a, const AttnRun& b, Tol t) {
+  EXPECT_CLOSE(a.out.to(kCPU, DType::f32), b.out.to(kCPU, DType::f32), t.atol, t.rtol);
+  for (int i = 0; i < 3; ++i) {
+    SCOPED_TRACE("gradient " + std::to_string(i));
+    ASSERT_TRUE(a.grads[i].defined() && b.grads[i].defined());
+    EXPECT_CLOSE(a.grads[i].to(kCPU, DType::f32), b.grads[i].to(kCPU, DType::f32), 3 * t.atol,
+                 3 * t.rtol);
+  }
+}
+
+#define LD_REQUIRE_ATTENTION_TC()                                                     \
+  do {                                                                                \
+    LD_REQUIRE_CUDA();                                                                \
+    if (!cuda::attention_tc_eligible(DType::bf16, 64))                                \
+      GTEST_SKIP() << "tensor-core attention needs compute capability 8.0 or newer (" \
+                   << cuda::device_description() << ")";                              \
+  } while (0)
+
+// Tensor-core fused attention vs the unfused composition (the reference), output and gradients.
+TEST(CudaAttentionParity, TensorCoreMatchesUnfused) {
+  LD_REQUIRE_ATTENTION_TC();
+  AttnSelectionGuard guard;
+  for (const AttnCase& c : kTcCases)
+    for (DType dt : {DType::bf16, DType::f16}) {
+      SCOPED_TRACE(c.name() + " " + dtype_name(dt));
+      ASSERT_TRUE(cuda::attention_tc_eligible(dt, c.D));
+      AttnRun tc = run_attention(c, dt, cuda::AttentionImpl::Fused, true);
+      AttnRun ref = run_attention(c, dt, cuda::AttentionImpl::Unfused, true);
+      expect_runs_close(tc, ref, tol_for(dt));
+    }
+}
+
+// Tensor-core kernels vs the CUDA-core kernels of attention.cu on the same inputs.
+TEST(CudaAttentionParity, TensorCoreMatchesCudaCoreKernels) {
+  LD_REQUIRE_ATTENTION_TC();
+  AttnSelectionGuard guard;
+  for (const AttnCase& c : kTcCases)
+    for (DType dt : {DType::bf16, DType::f16}) {
+      SCOPED_TRACE(c.name() + " " + dtype_name(dt));
+      AttnRun tc = run_attention(c, dt, cuda::AttentionImpl::Fused, true);
+      AttnRun cc = run_attention(c, dt, cuda::AttentionImpl::Fused, false);
+      expect_runs_close(tc, cc, tol_for(dt));
+    }
+}
+
+// No atomics: two runs are bitwise identical.
+TEST(CudaAttentionParity, TensorCoreDeterministic) {
+  LD_REQUIRE_ATTENTION_TC();
+  AttnSelectionGuard guard;
+  const AttnCase c{2, 8, 2, 130, 131, 128, true, true, 0};
+  AttnRun a = run_attention(c, DType::bf16, cuda::AttentionImpl::Fused, true);
+  AttnRun b = run_attention(c, DType::bf16, cuda::AttentionImpl::Fused, true);
+  EXPECT_CLOSE(a.out.to(kCPU, DType::f32), b.out.to(kCPU, DType::f32), 0, 0);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_CLOSE(a.grads[i].to(kCPU, DType::f32), b.grads[i].to(kCPU, DType::f32), 0, 0);
+}
+
+// Rows that see no key (batch 1 fully padded; causal with Tq > Tk leaves the first Tq - Tk rows
+// without keys): output and gradients are 0 there and finite everywhere, as with the CUDA-core
+// kernels (the unfused composition has no defined answer for such rows, so it is not compared).
+TEST(CudaAttentionParity, TensorCoreRowsWithoutKeys) {
+  LD_REQUIRE_ATTENTION_TC();
+  AttnSelectionGuard guard;
+  for (int64_t D : {64, 128}) {
+    const AttnCase c{2, 2, 1, 75, 40, D, true, true, 0};
+    SCOPED_TRACE(c.name());
+    std::vector<bool> m(c.B * c.Tk, true);
+    for (int64_t j = 0; j < c.Tk; ++j) m[c.Tk + j] = false;  // batch 1: every key padded
+    Tensor kpm = Tensor::from_vector(m, {c.B, c.Tk}).to(cuda_device());
+    AttnRun tc = run_attention(c, DType::bf16, cuda::AttentionImpl::Fused, true, kpm);
+    AttnRun cc = run_attention(c, DType::bf16, cuda::AttentionImpl::Fused, false, kpm);
+    expect_runs_close(tc, cc, tol_for(DType::bf16));
+    Tensor o = tc.out.to(kCPU, DType::f32);
+    EXPECT_CLOSE(o.narrow(0, 1, 1), Tensor::zeros({1, c.Hq, c.Tq, D}, DType::f32), 0, 0);
+    EXPECT_CLOSE(o.narrow(0, 0, 1).narrow(2, 0, c.Tq - c.Tk),
+                 Tensor::zeros({1, c.Hq, c.Tq - c.Tk, D}, DType::f32), 0, 0);
+    for (const Tensor& g : tc.grads) {
+      Tensor gc = g.to(kCPU, DType::f32);
+      EXPECT_TRUE(std::isfinite(sum(abs(gc)).item()));
+      EXPECT_CLOSE(gc.narrow(0, 1, 1), Tensor::zeros(gc.narrow(0, 1, 1).shape(), DType::f32), 0, 0);
     }
   }
 }
