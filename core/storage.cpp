@@ -1,6 +1,7 @@
 // Storage allocation on CPU (aligned) and CUDA (through the registered hooks).
 #include "core/storage.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -10,6 +11,27 @@ namespace ld {
 
 namespace {
 const CudaHooks* g_cuda = nullptr;
+
+struct Counter {
+  std::atomic<size_t> current{0}, peak{0};
+  void add(size_t n) {
+    const size_t now = current.fetch_add(n, std::memory_order_relaxed) + n;
+    size_t p = peak.load(std::memory_order_relaxed);
+    while (now > p && !peak.compare_exchange_weak(p, now, std::memory_order_relaxed)) {
+    }
+  }
+  void sub(size_t n) { current.fetch_sub(n, std::memory_order_relaxed); }
+};
+Counter g_mem[2];  // 0 = CPU, 1 = CUDA
+}  // namespace
+
+StorageMemory storage_memory(bool cuda) {
+  const Counter& c = g_mem[cuda ? 1 : 0];
+  return {c.current.load(std::memory_order_relaxed), c.peak.load(std::memory_order_relaxed)};
+}
+
+void reset_storage_peak() {
+  for (Counter& c : g_mem) c.peak.store(c.current.load(std::memory_order_relaxed));
 }
 
 void register_cuda_hooks(const CudaHooks* hooks) { g_cuda = hooks; }
@@ -27,13 +49,19 @@ Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device
     size_t n = (nbytes + 63) / 64 * 64;
     data_ = n ? std::aligned_alloc(64, n) : nullptr;
     LD_CHECK(n == 0 || data_, "out of host memory allocating {} bytes", nbytes);
-    release_ = [](void* p) { std::free(p); };
+    g_mem[0].add(n);
+    release_ = [n](void* p) {
+      std::free(p);
+      g_mem[0].sub(n);
+    };
   } else {
     require_cuda("allocating a tensor");
     int dev = device.index;
     data_ = nbytes ? g_cuda->allocate(nbytes, dev) : nullptr;
+    g_mem[1].add(nbytes);
     release_ = [nbytes, dev](void* p) {
       if (p) g_cuda->deallocate(p, nbytes, dev);
+      g_mem[1].sub(nbytes);
     };
   }
 }

@@ -45,6 +45,15 @@ class Storage {
   std::function<void(void*)> release_;
 };
 
+// Bytes held by tensor storage that Storage(nbytes, device) allocated (wrapped memory, e.g. an
+// mmap'd checkpoint, is not counted), per device kind: current and peak since the last reset.
+// What a training step's tensors need, not the process's RSS or the CUDA allocator's cache.
+struct StorageMemory {
+  size_t current_bytes = 0, peak_bytes = 0;
+};
+StorageMemory storage_memory(bool cuda);
+void reset_storage_peak();  // peak := current, for both kinds
+
 // Copies bytes between any two devices.
 void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, size_t nbytes);
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 
 #include "core/error.h"
@@ -63,8 +64,10 @@ void ImportanceTracker::register_site(const std::string& site, const std::string
   s.site = site;
   s.target = target;
   s.layer = layer;
-  s.hist = opt_.log_bins ? Histogram::log_spaced(opt_.hist_lo, opt_.hist_hi, opt_.bins)
-                         : Histogram::linear(opt_.hist_lo, opt_.hist_hi, opt_.bins);
+  // Auto range: no edges until finalize_histograms() (Histogram::add ignores values then).
+  if (!opt_.auto_range)
+    s.hist = opt_.log_bins ? Histogram::log_spaced(opt_.hist_lo, opt_.hist_hi, opt_.bins)
+                           : Histogram::linear(opt_.hist_lo, opt_.hist_hi, opt_.bins);
   sites_.emplace(site, std::move(s));
 }
 
@@ -77,7 +80,7 @@ void ImportanceTracker::add(const std::string& site, const std::vector<double>& 
     s.sum += x;
     ++s.count;
     s.hist.add(x);
-    if (opt_.keep_raw) s.raw.push_back(x);
+    if (opt_.keep_raw || opt_.auto_range) s.raw.push_back(x);
   }
 }
 
@@ -101,6 +104,38 @@ const SiteStats& ImportanceTracker::stats(const std::string& site) const {
   auto it = sites_.find(site);
   LD_CHECK(it != sites_.end(), "no importance statistics for site '{}'", site);
   return it->second;
+}
+
+std::pair<double, double> auto_histogram_range(const std::vector<double>& values, bool log_bins) {
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  for (double v : values) {
+    if (!std::isfinite(v) || (log_bins && v <= 0)) continue;
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  if (!(lo <= hi)) return {1e-12, 1.0};
+  if (log_bins) {
+    if (hi / lo < 1.01) return {lo / 10, hi * 10};
+    return {lo / 1.001, hi * 1.001};
+  }
+  if (hi - lo < 1e-12 * std::max(1.0, std::abs(hi))) return {lo - 1, hi + 1};
+  const double pad = 1e-3 * (hi - lo);
+  return {lo - pad, hi + pad};
+}
+
+void ImportanceTracker::finalize_histograms() {
+  if (!opt_.auto_range) return;
+  for (const std::string& t : targets()) {
+    std::vector<double> all;
+    for (const SiteStats* s : sites_of(t)) all.insert(all.end(), s->raw.begin(), s->raw.end());
+    const auto [lo, hi] = auto_histogram_range(all, opt_.log_bins);
+    for (auto& [name, s] : sites_) {
+      if (s.target != t) continue;
+      s.hist = opt_.log_bins ? Histogram::log_spaced(lo, hi, opt_.bins)
+                             : Histogram::linear(lo, hi, opt_.bins);
+      for (double x : s.raw) s.hist.add(x);
+    }
+  }
 }
 
 std::vector<std::string> ImportanceTracker::targets() const {

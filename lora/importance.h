@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
@@ -37,10 +38,20 @@ struct SiteStats {
 
 struct ImportanceOptions {
   int64_t bins = 50;
-  double hist_lo = 1e-8, hist_hi = 1e4;
+  double hist_lo = 1e-8, hist_hi = 1e4;  // fixed range (auto_range = false)
   bool log_bins = true;
   bool keep_raw = false;
+  // Histogram range from the data: the values are kept (raw) and the histograms are built by
+  // ImportanceTracker::finalize_histograms() with one set of edges per target spanning the
+  // smallest positive and the largest value seen at any site of that target (log bins; zeros
+  // are underflow). Fixed bins squeeze a small model's values into a few bins.
+  bool auto_range = false;
 };
+
+// The auto range of a set of values: [lo, hi] with lo the smallest positive value and hi the
+// largest, widened by a factor 1.001 (log bins) so both ends fall inside; a single value v gives
+// [v/10, v*10]; no positive value gives [1e-12, 1] (everything is underflow then).
+std::pair<double, double> auto_histogram_range(const std::vector<double>& values, bool log_bins);
 
 // Collects statistics of every site; sites register once (name, target, layer).
 class ImportanceTracker {
@@ -61,6 +72,10 @@ class ImportanceTracker {
   std::vector<double> means(const std::string& target) const;
   std::vector<double> normalised(const std::string& target) const;
   const ImportanceOptions& options() const { return opt_; }
+  // With auto_range: (re)builds every site's histogram from its raw values, edges per target
+  // (see ImportanceOptions::auto_range). No-op otherwise. Call after the pass, before reading
+  // stats().hist.
+  void finalize_histograms();
 
  private:
   ImportanceOptions opt_;

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 #include "core/error.h"
 
@@ -213,6 +214,15 @@ const ExperimentPreset& Preset::experiment(const std::string& n) const {
   LD_FAIL("{}: preset '{}' has no experiment '{}'", source_file, name, n);
 }
 
+std::string Preset::source_of(const std::string& section, const std::string& key) const {
+  if (auto it = sources.find(section + "." + key); it != sources.end()) return it->second;
+  if (auto it = sources.find(section); it != sources.end()) return it->second;
+  // A task section without its own entry inherits its model's.
+  if (const auto p = section.find(".task."); p != std::string::npos)
+    return source_of(section.substr(0, p), key);
+  return "";
+}
+
 Hyper Preset::resolve(const std::string& model, const std::string& task) const {
   auto it = models.find(model);
   LD_CHECK(it != models.end(), "{}: preset '{}' has no model '{}'", source_file, name, model);
@@ -258,6 +268,13 @@ std::string Preset::to_json() const {
     j["models"][n] = {{"source", expand(m.source)}, {"family", m.family}, {"targets", m.targets}};
   for (const auto& e : experiments) {
     nlohmann::json je = {{"description", e.description},
+                         {"kind", e.kind},
+                         {"thresholds", e.thresholds},
+                         {"importance_sources", e.importance_sources},
+                         {"importance_only", e.importance_only},
+                         {"hist_range", e.hist_range ? nlohmann::json::array({e.hist_range->first,
+                                                                               e.hist_range->second})
+                                                     : nlohmann::json("auto")},
                          {"produces", e.produces},
                          {"models", e.models},
                          {"methods", e.methods},
@@ -272,7 +289,76 @@ std::string Preset::to_json() const {
       for (const auto& t : e.tasks) je["resolved"][m][t] = hyper_json(resolve(e, m, t));
     j["experiments"][e.name] = je;
   }
+  if (!sources.empty()) j["sources"] = sources;
   return j.dump();
+}
+
+std::vector<SettingRow> describe_settings(const Preset& p, const ExperimentPreset& e,
+                                          const std::string& model, const std::string& task) {
+  const ModelPreset& mp = p.models.at(model);
+  const Hyper* task_h = nullptr;
+  if (auto it = mp.tasks.find(task); it != mp.tasks.end()) task_h = &it->second;
+  // Most specific first: where a run's value comes from (Preset::resolve's order, reversed).
+  std::vector<std::pair<std::string, const Hyper*>> layers = {
+      {"experiment." + e.name + ".override", &e.override_},
+      {"model." + model + ".task." + task, task_h},
+      {"model." + model, &mp.hyper},
+      {"defaults", &p.defaults}};
+  auto num = [](double v) { return fmt::format("{:g}", v); };
+  std::vector<SettingRow> rows;
+  auto add = [&](const char* key, bool required, auto field) {
+    for (const auto& [sec, h] : layers) {
+      if (!h) continue;
+      const auto& f = field(*h);
+      if (!f) continue;
+      std::string v;
+      if constexpr (std::is_same_v<std::decay_t<decltype(*f)>, std::string>)
+        v = *f;
+      else if constexpr (std::is_same_v<std::decay_t<decltype(*f)>, double>)
+        v = num(*f);
+      else
+        v = std::to_string(*f);
+      rows.push_back({key, v, "[" + sec + "]", p.source_of(sec, key)});
+      return;
+    }
+    if (required) rows.push_back({key, "not recorded", "-", ""});
+  };
+  add("lr", true, [](const Hyper& h) -> const auto& { return h.lr; });
+  add("epochs", true, [](const Hyper& h) -> const auto& { return h.epochs; });
+  add("batch_size", true, [](const Hyper& h) -> const auto& { return h.batch_size; });
+  add("max_length", true, [](const Hyper& h) -> const auto& { return h.max_length; });
+  add("lora_r", false, [](const Hyper& h) -> const auto& { return h.lora_r; });
+  add("lora_alpha", false, [](const Hyper& h) -> const auto& { return h.lora_alpha; });
+  add("dropout", false, [](const Hyper& h) -> const auto& { return h.dropout; });
+  add("optimizer", false, [](const Hyper& h) -> const auto& { return h.optimizer; });
+  add("adam_beta1", false, [](const Hyper& h) -> const auto& { return h.adam_beta1; });
+  add("adam_beta2", false, [](const Hyper& h) -> const auto& { return h.adam_beta2; });
+  add("adam_eps", false, [](const Hyper& h) -> const auto& { return h.adam_eps; });
+  add("weight_decay", false, [](const Hyper& h) -> const auto& { return h.weight_decay; });
+  add("warmup_ratio", false, [](const Hyper& h) -> const auto& { return h.warmup_ratio; });
+  add("schedule", false, [](const Hyper& h) -> const auto& { return h.schedule; });
+  add("grad_clip", false, [](const Hyper& h) -> const auto& { return h.grad_clip; });
+  add("max_train_examples", false,
+      [](const Hyper& h) -> const auto& { return h.max_train_examples; });
+  add("max_eval_examples", false,
+      [](const Hyper& h) -> const auto& { return h.max_eval_examples; });
+  add("eval_every", false, [](const Hyper& h) -> const auto& { return h.eval_every; });
+  add("max_steps", false, [](const Hyper& h) -> const auto& { return h.max_steps; });
+  add("init_from", false, [](const Hyper& h) -> const auto& { return h.init_from; });
+  const std::string msec = "model." + model;
+  rows.push_back({"targets", fmt::format("{}", fmt::join(mp.targets, ", ")), "[" + msec + "]",
+                  p.source_of(msec, "targets")});
+  auto fixed = [&](const char* sec, const char* key, const std::string& v) {
+    rows.push_back({key, v, fmt::format("[{}]", sec), p.source_of(sec, key)});
+  };
+  fixed("loradrop", "sample_proportion", num(p.loradrop.sample_proportion));
+  fixed("loradrop", "sample_epochs", std::to_string(p.loradrop.sample_epochs));
+  fixed("loradrop", "threshold", num(p.loradrop.threshold));
+  fixed("baselines", "sparse_adapter_sparsity", num(p.baselines.sparse_adapter_sparsity));
+  fixed("baselines", "vera_r", std::to_string(p.baselines.vera_r));
+  fixed("baselines", "tied_lora_r", std::to_string(p.baselines.tied_lora_r));
+  fixed("preset", "seeds", fmt::format("{}", fmt::join(p.seeds, ", ")));
+  return rows;
 }
 
 Preset parse_preset(const std::string& text, const std::string& source_name) {
@@ -402,7 +488,35 @@ Preset parse_preset(const std::string& text, const std::string& source_name) {
           };
           if (s == "description")
             e.description = get_string(c, s, fn);
-          else if (s == "produces")
+          else if (s == "kind") {
+            e.kind = get_string(c, s, fn);
+            if (e.kind != "train" && e.kind != "hyperparameters")
+              fail_at(c, fn.source(),
+                      fmt::format("kind must be \"train\" or \"hyperparameters\", got '{}'",
+                                  e.kind));
+          } else if (s == "thresholds") {
+            e.thresholds = get_doubles(c, s, fn);
+            for (double x : e.thresholds)
+              if (!(x > 0 && x <= 1)) fail_at(c, fn.source(), "thresholds must be in (0, 1]");
+          } else if (s == "importance_sources") {
+            e.importance_sources = get_strings(c, s, fn);
+            for (const auto& x : e.importance_sources)
+              if (x != "pass" && x != "during")
+                fail_at(c, fn.source(),
+                        fmt::format("importance_sources: '{}' is not \"pass\" or \"during\"", x));
+          } else if (s == "importance_only")
+            e.importance_only = get_bool(c, s, fn);
+          else if (s == "hist_range") {
+            if (fn.is_string()) {
+              if (get_string(c, s, fn) != "auto")
+                fail_at(c, fn.source(), "hist_range must be \"auto\" or [lo, hi]");
+            } else {
+              auto v = get_doubles(c, s, fn);
+              if (v.size() != 2 || !(v[0] > 0 && v[1] > v[0]))
+                fail_at(c, fn.source(), "hist_range must be \"auto\" or [lo, hi] with 0 < lo < hi");
+              e.hist_range = std::make_pair(v[0], v[1]);
+            }
+          } else if (s == "produces")
             e.produces = get_strings(c, s, fn);
           else if (s == "models" || s == "methods" || s == "tasks") {
             auto v = get_strings(c, s, fn);
@@ -430,10 +544,13 @@ Preset parse_preset(const std::string& text, const std::string& source_name) {
             e.disabled_reason = get_string(c, s, fn);
           else
             unknown_key(c, fk, sec,
-                        "description, produces, models, methods, tasks, seeds, "
-                        "sample_proportions, histograms, hist_bins, override, enabled, "
-                        "disabled_reason");
+                        "description, kind, produces, models, methods, tasks, seeds, "
+                        "sample_proportions, thresholds, importance_sources, importance_only, "
+                        "histograms, hist_bins, hist_range, override, enabled, disabled_reason");
         }
+        if (e.kind == "hyperparameters" && e.methods.empty()) e.methods = {"lora", "loradrop"};
+        if (e.methods.empty() && (!e.importance_sources.empty() || !e.sample_proportions.empty()))
+          e.methods = {"loradrop"};
         for (const char* req : {"models", "methods", "tasks"})
           if ((std::string(req) == "models"    ? e.models
                : std::string(req) == "methods" ? e.methods
@@ -445,8 +562,12 @@ Preset parse_preset(const std::string& text, const std::string& source_name) {
                   fmt::format("[{}] is disabled: say why in 'disabled_reason'", sec));
         exps.emplace_back(e, en.source());
       }
+    } else if (k == "sources") {
+      for (auto&& [sk, sn] : get_table(c, k, node))
+        p.sources[std::string(sk.str())] = get_string(c, std::string(sk.str()), sn);
     } else {
-      unknown_key(c, key, "top level", "preset, defaults, loradrop, baselines, model, experiment");
+      unknown_key(c, key, "top level",
+                  "preset, defaults, loradrop, baselines, model, experiment, sources");
     }
   }
   LD_CHECK(have_preset, "{}: missing [preset] table", source_name);
@@ -477,7 +598,7 @@ Preset parse_preset(const std::string& text, const std::string& source_name) {
                 fmt::format("[experiment.{}]: unknown method '{}' (known: {})", e.name,
                             e.methods[i], fmt::join(km, ", ")));
     for (const auto& m : e.models)
-      for (size_t i = 0; i < e.tasks.size() && e.enabled; ++i) {
+      for (size_t i = 0; i < e.tasks.size() && e.enabled && e.kind == "train"; ++i) {
         Hyper h = p.resolve(e, m, e.tasks[i]);
         std::vector<std::string> missing;
         if (!h.lr) missing.push_back("lr");

@@ -45,10 +45,24 @@ struct ModelPreset {
 
 struct ExperimentPreset {
   std::string name, description;
+  // "train": runs models x methods x tasks x seeds (default). "hyperparameters": runs nothing;
+  // tabulates the resolved settings of each (model, task) with where they were set and their
+  // source (see Preset::sources); methods may be empty and settings may be missing.
+  std::string kind = "train";
   std::vector<std::string> produces;  // paper items this experiment regenerates (documentation)
   std::vector<std::string> models, methods, tasks;
   std::vector<int64_t> seeds;              // empty = the preset's seeds
   std::vector<double> sample_proportions;  // sensitivity experiment: one LoRA-drop run each
+  std::vector<double> thresholds;          // threshold sweep: one LoRA-drop run per T (besides
+                                           // the runs of `methods`)
+  // "pass" (a separate no-grad pass after the sample training, the paper's way) and/or
+  // "during" (collected in the last epoch of the sample training): one LoRA-drop run each.
+  std::vector<std::string> importance_sources;
+  bool importance_only = false;  // LoRA-drop runs stop after importance and selection (no
+                                 // fine-tune; metric is NaN, no table)
+  // Histogram range: nullopt = "auto" (per target, from the observed values); else fixed [lo, hi]
+  // with log bins.
+  std::optional<std::pair<double, double>> hist_range;
   bool histograms = false;                 // store per-layer ||ΔW x||² histograms
   int64_t hist_bins = 50;
   Hyper override_;  // [experiment.X.override]: applied last, to every model and task
@@ -70,6 +84,12 @@ struct Preset {
   BaselineSettings baselines;
   std::map<std::string, ModelPreset> models;
   std::vector<ExperimentPreset> experiments;  // in file order
+  // [sources]: where settings come from, keyed by section ("defaults", "loradrop", "baselines",
+  // "model.M", "model.M.task.T") or by section.key ("defaults.lr"); the more specific wins. Read
+  // by the hyperparameters experiment.
+  std::map<std::string, std::string> sources;
+  // The source text of `key` set in `section` ("" when none is recorded).
+  std::string source_of(const std::string& section, const std::string& key) const;
 
   const ExperimentPreset& experiment(const std::string& name) const;  // throws when absent
   // defaults <- model <- model.task (<- the experiment's override); throws when the model is
@@ -82,6 +102,20 @@ struct Preset {
   // config_json).
   std::string to_json() const;
 };
+
+// One row of a hyperparameter table: a setting of (model, task) as a run would use it.
+struct SettingRow {
+  std::string key, value;  // value "not recorded" when nothing sets it
+  std::string set_in;      // the section that set it: "[defaults]", "[model.M]",
+                           // "[model.M.task.T]", "[experiment.E.override]", "[loradrop]", ...
+  std::string source;      // Preset::source_of(section, key); "" when none is recorded
+};
+// Every setting of `model` on `task` ("*" = the model-level settings, no task table) under
+// experiment `e`: the training hyperparameters in a fixed order (lr, epochs, batch_size,
+// max_length, lora_r, lora_alpha, ...; the four a run needs always appear), then the LoRA targets,
+// the LoRA-drop settings (alpha, n, T), the baselines' settings and the seeds.
+std::vector<SettingRow> describe_settings(const Preset& p, const ExperimentPreset& e,
+                                          const std::string& model, const std::string& task);
 
 // Methods an experiment may list (see DESIGN.md "The paper, in brief").
 const std::vector<std::string>& known_methods();

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <limits>
 #include <mutex>
 #include <random>
 #include <regex>
@@ -354,7 +355,8 @@ const char* const kRootAttrs[] = {"program_version", "git_commit", "config_json"
 std::vector<RunKey> list_runs(hid_t file) {
   std::vector<RunKey> out;
   for (const auto& e : children(file, "/")) {
-    if (e == "tables" || object_type(file, "/" + e) != H5O_TYPE_GROUP) continue;
+    if (e == "tables" || e == "text_tables" || object_type(file, "/" + e) != H5O_TYPE_GROUP)
+      continue;
     for (const auto& m : children(file, "/" + e))
       for (const auto& me : children(file, fmt::format("/{}/{}", e, m)))
         for (const auto& t : children(file, fmt::format("/{}/{}/{}", e, m, me)))
@@ -503,6 +505,93 @@ Table read_table_impl(hid_t file, const std::string& fname, const std::string& n
     H5Treclaim(t.get(), sp.get(), H5P_DEFAULT, rows.data());
 #else
     H5Dvlen_reclaim(t.get(), sp.get(), H5P_DEFAULT, rows.data());
+#endif
+  }
+  tb.title = read_str_attr(d.get(), "title").value_or("");
+  tb.experiment = read_str_attr(d.get(), "experiment").value_or("");
+  tb.model = read_str_attr(d.get(), "model").value_or("");
+  return tb;
+}
+
+// Text tables: one compound member (variable-length string) per column.
+H5 text_row_type(const std::vector<std::string>& columns) {
+  H5 s = str_type();
+  H5 t(H5Tcreate(H5T_COMPOUND, std::max<size_t>(1, columns.size()) * sizeof(char*)), H5Tclose);
+  for (size_t i = 0; i < columns.size(); ++i)
+    H5Tinsert(t.get(), columns[i].c_str(), i * sizeof(char*), s.get());
+  return t;
+}
+
+void write_text_table_impl(hid_t file, const std::string& fname, const TextTable& tb) {
+  check_name(tb.name, "text table");
+  const std::string p = "/text_tables/" + tb.name;
+  LD_CHECK(!tb.columns.empty(), "{}: a text table needs columns", where(fname, p));
+  std::set<std::string> seen;
+  for (const auto& c : tb.columns) {
+    check_name(c, "text table column");
+    LD_CHECK(seen.insert(c).second, "{}: column '{}' twice", where(fname, p), c);
+  }
+  std::vector<const char*> cells;
+  for (size_t i = 0; i < tb.rows.size(); ++i) {
+    LD_CHECK(tb.rows[i].size() == tb.columns.size(), "{}: row {} has {} cells for {} columns",
+             where(fname, p), i, tb.rows[i].size(), tb.columns.size());
+    for (const auto& c : tb.rows[i]) cells.push_back(c.c_str());
+  }
+  if (link_exists(file, p))
+    check_status(H5Ldelete(file, p.c_str(), H5P_DEFAULT), where(fname, p), "delete");
+  H5 t = text_row_type(tb.columns);
+  hsize_t dims[1] = {tb.rows.size()};
+  H5 sp(H5Screate_simple(1, dims, nullptr), H5Sclose);
+  H5 lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  H5Pset_create_intermediate_group(lcpl.get(), 1);
+  H5 d =
+      check_id(H5Dcreate2(file, p.c_str(), t.get(), sp.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT),
+               H5Dclose, where(fname, p), "dataset create");
+  if (!cells.empty())
+    check_status(H5Dwrite(d.get(), t.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, cells.data()),
+                 where(fname, p), "dataset write");
+  write_str_attr(d.get(), "title", tb.title, where(fname, p));
+  write_str_attr(d.get(), "experiment", tb.experiment, where(fname, p));
+  write_str_attr(d.get(), "model", tb.model, where(fname, p));
+}
+
+TextTable read_text_table_impl(hid_t file, const std::string& fname, const std::string& name) {
+  const std::string p = "/text_tables/" + name;
+  LD_CHECK(link_exists(file, p) && object_type(file, p) == H5O_TYPE_DATASET,
+           "{}: no such text table", where(fname, p));
+  H5 d = check_id(H5Dopen2(file, p.c_str(), H5P_DEFAULT), H5Dclose, where(fname, p), "open");
+  H5 ft(H5Dget_type(d.get()), H5Tclose);
+  LD_CHECK(H5Tget_class(ft.get()) == H5T_COMPOUND, "{}: a text table must be a compound dataset",
+           where(fname, p));
+  TextTable tb;
+  tb.name = name;
+  const int nm = H5Tget_nmembers(ft.get());
+  for (int i = 0; i < nm; ++i) {
+    char* n = H5Tget_member_name(ft.get(), static_cast<unsigned>(i));
+    tb.columns.emplace_back(n ? n : "");
+    H5free_memory(n);
+    LD_CHECK(H5Tget_member_class(ft.get(), static_cast<unsigned>(i)) == H5T_STRING,
+             "{}: column '{}' is not a string", where(fname, p), tb.columns.back());
+  }
+  H5 sp(H5Dget_space(d.get()), H5Sclose);
+  const size_t n = static_cast<size_t>(H5Sget_simple_extent_npoints(sp.get()));
+  std::vector<char*> cells(n * tb.columns.size(), nullptr);
+  H5 t = text_row_type(tb.columns);
+  if (n > 0 && !tb.columns.empty()) {
+    check_status(H5Dread(d.get(), t.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, cells.data()),
+                 where(fname, p), "dataset read");
+    for (size_t r = 0; r < n; ++r) {
+      std::vector<std::string> row;
+      for (size_t c = 0; c < tb.columns.size(); ++c) {
+        const char* x = cells[r * tb.columns.size() + c];
+        row.emplace_back(x ? x : "");
+      }
+      tb.rows.push_back(std::move(row));
+    }
+#if H5_VERSION_GE(1, 12, 0)
+    H5Treclaim(t.get(), sp.get(), H5P_DEFAULT, cells.data());
+#else
+    H5Dvlen_reclaim(t.get(), sp.get(), H5P_DEFAULT, cells.data());
 #endif
   }
   tb.title = read_str_attr(d.get(), "title").value_or("");
@@ -661,7 +750,8 @@ hid_t open_hdf5(const std::string& path, unsigned flags) {
 
 std::string RunKey::path() const {
   check_name(experiment, "experiment");
-  LD_CHECK(experiment != "tables", "experiment name 'tables' is reserved for /tables");
+  LD_CHECK(experiment != "tables" && experiment != "text_tables",
+           "experiment name '{}' is reserved for /{}", experiment, experiment);
   check_name(model, "model");
   check_name(method, "method");
   check_name(task, "task");
@@ -831,6 +921,11 @@ void ResultsFile::write_table(const Table& table) {
   write_table_impl(file_, tmp_, table);
 }
 
+void ResultsFile::write_text_table(const TextTable& table) {
+  LD_CHECK(file_ >= 0, "results file {} is closed (committed)", path_);
+  write_text_table_impl(file_, tmp_, table);
+}
+
 void ResultsFile::commit() {
   LD_CHECK(file_ >= 0, "results file {} is closed (committed already?)", path_);
   if (meta_.end_time.empty()) meta_.end_time = iso8601_now();
@@ -889,6 +984,14 @@ std::vector<std::string> ResultsReader::table_names() const {
 }
 Table ResultsReader::read_table(const std::string& name) const {
   return read_table_impl(file_, path_, name);
+}
+
+std::vector<std::string> ResultsReader::text_table_names() const {
+  if (!link_exists(file_, "/text_tables")) return {};
+  return children(file_, "/text_tables");
+}
+TextTable ResultsReader::read_text_table(const std::string& name) const {
+  return read_text_table_impl(file_, path_, name);
 }
 
 // ---- tables ----
@@ -1008,6 +1111,36 @@ std::vector<std::string> schema_problems(const std::string& path) {
         }
         for (const char* fld : kTableFields)
           if (H5Tget_member_index(t.get(), fld) < 0) bad(p, fmt::format("missing field '{}'", fld));
+        for (const char* a : {"title", "experiment", "model"})
+          if (!read_str_attr(d.get(), a)) bad(p, fmt::format("missing string attribute '{}'", a));
+      }
+      continue;
+    }
+    if (top == "text_tables") {
+      if (!is_group(tp)) {
+        bad(tp, "must be a group");
+        continue;
+      }
+      for (const auto& tn : children(F, tp)) {
+        const std::string p = tp + "/" + tn;
+        H5 d(H5Dopen2(F, p.c_str(), H5P_DEFAULT), H5Dclose);
+        if (!d.ok()) {
+          bad(p, "a text table must be a dataset");
+          continue;
+        }
+        H5 t(H5Dget_type(d.get()), H5Tclose);
+        if (H5Tget_class(t.get()) != H5T_COMPOUND || H5Tget_nmembers(t.get()) < 1) {
+          bad(p, "a text table must be a compound dataset with at least one field");
+          continue;
+        }
+        for (int i = 0; i < H5Tget_nmembers(t.get()); ++i)
+          if (H5Tget_member_class(t.get(), static_cast<unsigned>(i)) != H5T_STRING) {
+            char* n = H5Tget_member_name(t.get(), static_cast<unsigned>(i));
+            bad(p, fmt::format("field '{}' is not a string", n ? n : "?"));
+            H5free_memory(n);
+          }
+        H5 sp(H5Dget_space(d.get()), H5Sclose);
+        if (H5Sget_simple_extent_ndims(sp.get()) != 1) bad(p, "a text table must be 1-D");
         for (const char* a : {"title", "experiment", "model"})
           if (!read_str_attr(d.get(), a)) bad(p, fmt::format("missing string attribute '{}'", a));
       }
@@ -1225,6 +1358,87 @@ void write_sample_results(const std::string& path, uint64_t seed) {
     r.hist.clear();  // the sensitivity experiment keeps importance only
     f.write_run(r, /*replace=*/true);
   }
+  // Threshold sweep: LoRA and LoRA-drop at seven T; retained share grows with T.
+  const std::vector<double> Ts = {0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0};
+  std::vector<std::string> ts_methods = {"lora"};
+  run({"threshold_sweep", "tiny", "lora", "rte", 0}, "accuracy", 0.78, false, false, 1.0);
+  for (double T : Ts) {
+    const std::string m = fmt::format("loradrop_t{:.2f}", T);
+    ts_methods.push_back(m);
+    run({"threshold_sweep", "tiny", m, "rte", 0}, "accuracy", 0.72 + 0.06 * T, true, true, 1.0);
+    RunRecord r = f.read_run({"threshold_sweep", "tiny", m, "rte", 0});
+    const int64_t kept = std::max<int64_t>(1, std::llround(T * T * L));
+    for (auto& [t, sel] : r.selected)
+      for (int64_t l = 0; l < L; ++l) sel[l] = l >= L - kept;
+    r.trainable_params = 1536 * (2 * kept + (kept < L ? 2 : 0));
+    r.params["threshold"] = T;
+    r.params["lora_params"] = 1536.0 * 2 * L;
+    r.hist.clear();
+    f.write_run(r, /*replace=*/true);
+  }
+  // Efficiency: every method, with timings and peak memory.
+  const std::vector<std::string> eff_methods = {"full", "lora", "sparse", "vera", "tied",
+                                                "loradrop"};
+  for (size_t i = 0; i < eff_methods.size(); ++i) {
+    const std::string& m = eff_methods[i];
+    RunKey k{"efficiency", "tiny", m, "rte", 0};
+    run(k, "accuracy", 0.75 + 0.01 * static_cast<double>(i), false, false, 1.0);
+    RunRecord r = f.read_run(k);
+    const double full = m == "full" ? 1.0 : 0.0;
+    r.trainable_params = m == "full" ? 1000000 : m == "vera" ? 3100 : m == "loradrop" ? 9216
+                                                                                      : 18432;
+    r.params["finetune_steps"] = 40;
+    r.params["seconds_per_step"] = 0.05 + 0.04 * full + 0.002 * static_cast<double>(i);
+    r.params["finetune_seconds"] = 40 * r.params["seconds_per_step"];
+    r.params["peak_memory_bytes"] = (40.0 + 30.0 * full + static_cast<double>(i)) * (1 << 20);
+    if (m == "loradrop") {
+      r.params["sample_seconds"] = 0.3 * r.params["finetune_seconds"];
+      r.params["importance_seconds"] = 0.02 * r.params["finetune_seconds"];
+      r.params["lora_params"] = 18432;
+    }
+    r.params["seconds"] = r.params["finetune_seconds"] + 0.5;
+    if (m == "loradrop")
+      r.params["seconds"] += r.params["sample_seconds"] + r.params["importance_seconds"];
+    f.write_run(r, /*replace=*/true);
+  }
+  // Importance source: a separate pass vs during training (importance only, metric NaN).
+  for (const auto& [task, metric] : tasks)
+    for (int during = 0; during < 2; ++during) {
+      RunKey k{"importance_source", "tiny", during ? "loradrop_during" : "loradrop_pass", task, 0};
+      run(k, metric, 0.0, true, true, during ? 1.3 : 1.0);
+      RunRecord r = f.read_run(k);
+      r.metric = std::numeric_limits<double>::quiet_NaN();
+      r.train_loss.clear();
+      r.eval_history.clear();
+      r.hist.clear();
+      r.params["importance_during"] = during;
+      f.write_run(r, /*replace=*/true);
+    }
+  // A hyperparameter table (text).
+  TextTable hp{"hyperparameters_tiny", "Synthetic hyperparameter table (sample data)",
+               "hyperparameters", "tiny",
+               {"model", "task", "key", "value", "set_in", "source"}, {}};
+  for (const auto& [task, metric] : tasks) {
+    hp.rows.push_back({"tiny", task, "lr", task == "rte" ? "5e-4" : "4e-4",
+                       "[model.tiny.task." + task + "]", "sample scripts"});
+    hp.rows.push_back({"tiny", task, "epochs", "3", "[defaults]", "sample defaults"});
+    hp.rows.push_back({"tiny", task, "lora_r", "8", "[defaults]", "paper"});
+    hp.rows.push_back({"tiny", task, "threshold", "0.9", "[loradrop]", "paper"});
+    hp.rows.push_back({"tiny", task, "max_steps", "not recorded", "-", ""});
+  }
+  f.write_text_table(hp);
+  f.write_table(TableSpec{"threshold_sweep",
+                          "Synthetic threshold table (sample data)",
+                          "threshold_sweep",
+                          "tiny",
+                          ts_methods,
+                          {"rte"}});
+  f.write_table(TableSpec{"efficiency",
+                          "Synthetic efficiency table (sample data)",
+                          "efficiency",
+                          "tiny",
+                          eff_methods,
+                          {"rte"}});
   f.write_table(TableSpec{"main",
                           "Synthetic main table (sample data)",
                           "main",

@@ -33,6 +33,16 @@ namespace ld::repro {
 //                            title, experiment, model (strings). Long ("tidy") rows rather than a
 //                            wide matrix, so any column set fits one fixed type; tools/plot.py
 //                            pivots them to the paper's layout (rows = methods, columns = tasks).
+// /text_tables/<table>       compound dataset whose fields are all strings (the columns), one row
+//                            per record; attributes title, experiment, model (strings). Tables
+//                            of text rather than numbers, e.g. the hyperparameter tables
+//                            (columns model, task, key, value, set_in, source).
+//
+// Run attributes written by `loradrop repro` (all optional f64): seconds (whole run),
+// finetune_seconds, finetune_steps, seconds_per_step (fine-tune / main training phase),
+// sample_seconds and importance_seconds (LoRA-drop's sample training and importance pass),
+// peak_memory_bytes (peak tensor storage during the main training phase), lora_params,
+// sample_size, sample_proportion, threshold, importance_during (1 = collected during training).
 inline constexpr const char* kSchemaVersion = "1";
 
 // Identifies one run: /<experiment>/<model>/<method>/<task>/seed_<seed>.
@@ -91,6 +101,13 @@ struct Table {
   std::vector<TableRow> rows;
 };
 
+// A table of strings (see /text_tables above); every row has columns.size() cells.
+struct TextTable {
+  std::string name, title, experiment, model;
+  std::vector<std::string> columns;
+  std::vector<std::vector<std::string>> rows;
+};
+
 // Which runs make a table: rows in `methods` order, columns in `tasks` order (cells without runs
 // are left out). std is the sample standard deviation over seeds (n-1 denominator; 0 for n=1).
 struct TableSpec {
@@ -138,6 +155,9 @@ class ResultsFile {
   // of the same name). Returns what it wrote.
   Table write_table(const TableSpec& spec);
   void write_table(const Table& table);
+  // Writes /text_tables/<name> (replacing one of the same name); throws when a row's length
+  // differs from the number of columns or a name is invalid.
+  void write_text_table(const TextTable& table);
 
   // end_time = now (unless meta.end_time was given), flush, close, fsync, rename over path,
   // fsync the directory. Throws ld::Error (and leaves `path` as it was) on failure.
@@ -169,6 +189,8 @@ class ResultsReader {
   RunRecord read_run(const RunKey& key) const;
   std::vector<std::string> table_names() const;
   Table read_table(const std::string& name) const;
+  std::vector<std::string> text_table_names() const;
+  TextTable read_text_table(const std::string& name) const;
   const std::string& path() const { return path_; }
 
  private:
@@ -187,8 +209,10 @@ Table assemble_table(const std::vector<RunRecord>& runs, const TableSpec& spec);
 
 // A synthetic but schema-complete results file (every kind of data the plot tool draws): two
 // experiments ("main": methods lora, loradrop, full on tasks rte, mrpc, 3 seeds;
-// "sample_proportion": loradrop on rte at ten sample proportions), 6 layers, targets query and
-// value, and two tables. Deterministic for a given seed. Used by tests and the
+// "sample_proportion": loradrop on rte at ten sample proportions; "threshold_sweep": lora and
+// loradrop_t<T> at seven T on rte; "efficiency": six methods with timings and peak memory;
+// "importance_source": loradrop_pass / loradrop_during, importance only, metric NaN), 6 layers,
+// targets query and value, four tables and one text table (hyperparameters_tiny). Deterministic for a given seed. Used by tests and the
 // `ld_make_sample_results` tool.
 void write_sample_results(const std::string& path, uint64_t seed = 0);
 

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -160,6 +161,12 @@ struct RunOptions {
   std::vector<std::string> targets;  // empty: the model family's defaults
   bool histograms = false;           // per-layer ||ΔW x||² histograms after fine-tuning
   bool importance_only = false;      // loradrop: stop after the importance pass and selection
+  // loradrop: collect ||ΔW x||² during the last epoch of the sample training instead of in a
+  // separate no-grad pass afterwards.
+  bool importance_during_training = false;
+  // Histogram range: nullopt = automatic (per target, from the observed values); else fixed
+  // [lo, hi] with log bins.
+  std::optional<std::pair<double, double>> hist_range;
   uint64_t seed = 0;
 };
 RunOptions run_options(const Settings& s);
@@ -177,6 +184,10 @@ struct RunOutput {
   std::map<std::string, repro::LayerHistograms> hist;
   std::shared_ptr<lora::AdapterSet> adapters;  // null for frozen / full
   double seconds = 0;
+  // Efficiency: the main training phase (the fine-tune for LoRA-drop) and LoRA-drop's overhead.
+  double finetune_seconds = 0, sample_seconds = 0, importance_seconds = 0;
+  int64_t finetune_steps = 0;
+  double peak_memory_bytes = 0;  // peak tensor storage during the main training phase
 };
 bool is_known_method(const std::string& m);
 RunOutput run_method(nn::EncoderForSequenceClassification& model, Device device,

@@ -14,7 +14,9 @@ namespace {
 
 // The paper's tables and figures and the experiment that regenerates each. The paper's own
 // numbering could not be checked against its text here (see tools/paper_numbers.json), so the
-// mapping is by content and marked as assumed; items whose content is not known map to nothing.
+// mapping is by content and marked as assumed. Tables 5-7 and Figures 9-11 are mapped to the
+// analyses papers of this kind hold (threshold, efficiency, appendix hyperparameters, importance
+// source); both their numbers and their content are assumptions.
 struct PaperItem {
   const char* item;
   const char* experiment;  // "" = not mapped
@@ -26,18 +28,26 @@ const std::vector<PaperItem>& paper_items() {
       {"table2", "nlg", "NLG results, Llama2-7b (assumed numbering)"},
       {"table3", "ablation", "LoRA-drop ablations (assumed numbering)"},
       {"table4", "sample_proportion", "metric per sample proportion (assumed numbering)"},
-      {"table5", "", "content not known here (paper text unavailable)"},
-      {"table6", "", "content not known here (paper text unavailable)"},
-      {"table7", "", "content not known here (paper text unavailable)"},
+      {"table5", "threshold_sweep",
+       "metric and retained-parameter share per threshold T (assumed numbering and content)"},
+      {"table6", "efficiency",
+       "training time per step, peak memory, #Tr. params per method (assumed numbering and "
+       "content)"},
+      {"table7", "hyperparameters",
+       "hyperparameters of the appendix, from the preset itself (assumed numbering and content)"},
       {"figure2", "histograms", "per-layer ||dW x||^2 distribution (assumed numbering)"},
       {"figure4", "histograms", "per-layer histograms, query (assumed)"},
       {"figure5", "histograms", "per-layer histograms, value (assumed)"},
       {"figure6", "histograms", "LoRA vs LoRA-drop overlays (assumed)"},
       {"figure7", "main_glue", "importance per layer per dataset (assumed)"},
       {"figure8", "sample_proportion", "importance under ten sample proportions (assumed)"},
-      {"figure9", "", "content not known here (paper text unavailable)"},
-      {"figure10", "", "content not known here (paper text unavailable)"},
-      {"figure11", "", "content not known here (paper text unavailable)"},
+      {"figure9", "threshold_sweep",
+       "metric and retained share vs threshold T (assumed numbering and content)"},
+      {"figure10", "efficiency",
+       "time per step, peak memory and #Tr. params bars (assumed numbering and content)"},
+      {"figure11", "importance_source",
+       "importance during training vs a separate pass, per layer (assumed numbering and "
+       "content)"},
   };
   return v;
 }
@@ -87,7 +97,64 @@ RunOptions options_of(const repro::Preset& pr, const repro::ExperimentPreset& e,
   o.tied_r = pr.baselines.tied_lora_r;
   o.histograms = e.histograms;
   o.hist_bins = e.hist_bins;
+  o.hist_range = e.hist_range;
   return o;
+}
+
+repro::RunMeta run_meta(const repro::Preset& pr, const std::string& device) {
+  repro::RunMeta meta;
+  meta.program_version = repro::program_version();
+  meta.git_commit = repro::build_git_commit();
+  meta.config_json = pr.to_json();
+  meta.device =
+      device == "cpu" ? "cpu (" + std::to_string(ld::num_threads()) + " threads)" : device;
+  return meta;
+}
+
+// The hyperparameters experiment: no training; one text table per model with every setting a
+// run of each task would use, where it was set and its source ([sources] of the preset).
+int run_hyperparameters(const repro::Preset& pr, const repro::ExperimentPreset& e,
+                        const ReproOptions& ro) {
+  const std::string dir = ro.out + "/" + pr.name;
+  fs::create_directories(dir);
+  const std::string h5 = dir + "/" + e.name + ".h5";
+  repro::RunMeta meta = run_meta(pr, ro.device.empty() ? pr.device : ro.device);
+  meta.device = "none (no model is run)";
+  auto f = repro::ResultsFile::create(h5, meta);
+  for (const std::string& model : e.models) {
+    const repro::ModelPreset& mp = pr.models.at(model);
+    // Columns: the experiment's tasks of the model's kind (generation tasks for a decoder,
+    // classification tasks for an encoder); a model with no per-task settings gets one column "*"
+    // (its model-level settings, the same for every task).
+    const bool decoder = mp.family == "llama";
+    std::vector<std::string> tasks;
+    if (!mp.tasks.empty())
+      for (const std::string& t : e.tasks) {
+        const bool gen =
+            t != "synthetic" && data::task_info(t).kind == data::TaskKind::kGeneration;
+        if (gen == decoder) tasks.push_back(t);
+      }
+    if (tasks.empty()) tasks.push_back("*");
+    repro::TextTable tb;
+    tb.name = e.name + "_" + model;
+    tb.title = fmt::format("Hyperparameters, {} (preset {})", model, pr.name);
+    tb.experiment = e.name;
+    tb.model = model;
+    tb.columns = {"model", "task", "key", "value", "set_in", "source"};
+    for (const std::string& t : tasks)
+      for (const repro::SettingRow& r : repro::describe_settings(pr, e, model, t))
+        tb.rows.push_back({model, t, r.key, r.value, r.set_in, r.source});
+    f.write_text_table(tb);
+  }
+  f.commit();
+  repro::validate_schema(h5);
+  std::printf("%s/%s: %zu hyperparameter tables; %s (schema ok)\n", pr.name.c_str(),
+              e.name.c_str(), e.models.size(), h5.c_str());
+  if (ro.plots) {
+    const int rc = run_plot(h5, dir + "/" + e.name + "_figures");
+    if (rc != 0 && rc != 77) return kRuntimeFailure;
+  }
+  return kOk;
 }
 
 int run_experiment(const repro::Preset& pr, const repro::ExperimentPreset& e,
@@ -97,33 +164,37 @@ int run_experiment(const repro::Preset& pr, const repro::ExperimentPreset& e,
                 e.disabled_reason.c_str());
     return kOk;
   }
+  if (e.kind == "hyperparameters") return run_hyperparameters(pr, e, ro);
   const std::string dir = ro.out + "/" + pr.name;
   fs::create_directories(dir);
   const std::string h5 = dir + "/" + e.name + ".h5";
   const std::string device = ro.device.empty() ? pr.device : ro.device;
   const Device dev = parse_device(device);
-  repro::RunMeta meta;
-  meta.program_version = repro::program_version();
-  meta.git_commit = repro::build_git_commit();
-  meta.config_json = pr.to_json();
-  meta.device =
-      device == "cpu" ? "cpu (" + std::to_string(ld::num_threads()) + " threads)" : device;
+  const repro::RunMeta meta = run_meta(pr, device);
   Logger log(dir + "/" + e.name + ".log.jsonl", true);
   const std::vector<int64_t> seeds = e.seeds.empty() ? pr.seeds : e.seeds;
   int64_t done = 0, skipped = 0;
   for (const std::string& model : e.models) {
     const repro::ModelPreset& mp = pr.models.at(model);
-    // Methods (the sensitivity experiment runs LoRA-drop once per sample proportion).
+    // Methods (the sensitivity experiment runs LoRA-drop once per sample proportion, the
+    // importance-source experiment once per source; the threshold sweep adds one LoRA-drop run
+    // per T to the listed methods).
     struct M {
       std::string name, method;
-      double proportion;
+      double proportion = -1, threshold = -1;
+      int during = -1;  // importance collected during training (1) or in a separate pass (0)
     };
     std::vector<M> methods;
     if (!e.sample_proportions.empty()) {
       for (double p : e.sample_proportions)
         methods.push_back({fmt::format("loradrop_p{:.2f}", p), "loradrop", p});
+    } else if (!e.importance_sources.empty()) {
+      for (const std::string& src : e.importance_sources)
+        methods.push_back({"loradrop_" + src, "loradrop", -1, -1, src == "during" ? 1 : 0});
     } else {
-      for (const std::string& m : e.methods) methods.push_back({m, m, -1});
+      for (const std::string& m : e.methods) methods.push_back({m, m});
+      for (double t : e.thresholds)
+        methods.push_back({fmt::format("loradrop_t{:.2f}", t), "loradrop", -1, t});
     }
     for (const std::string& task : e.tasks) {
       if (task != "synthetic" && data::task_info(task).kind == data::TaskKind::kGeneration) {
@@ -192,15 +263,22 @@ int run_experiment(const repro::Preset& pr, const repro::ExperimentPreset& e,
           }
           RunOptions o = options_of(pr, e, mp, h, m.method, static_cast<uint64_t>(sd));
           if (m.proportion > 0) o.sample_proportion = m.proportion;
+          if (m.threshold > 0) o.threshold = m.threshold;
+          if (m.during >= 0) o.importance_during_training = m.during == 1;
+          o.importance_only = e.importance_only;
           auto net = src.make(td.regression ? 1 : td.num_labels, static_cast<uint64_t>(sd), dev);
           RunOutput r = run_method(*net, dev, td, o, log);
           repro::RunRecord rec = to_record(r, key, td);
           if (m.proportion > 0) rec.params["sample_proportion"] = m.proportion;
+          if (m.threshold > 0) rec.params["threshold"] = m.threshold;
+          if (m.during >= 0) rec.params["importance_during"] = m.during;
           f.write_run(rec);
           std::vector<std::string> names;
           for (const M& mm : methods) names.push_back(mm.name);
-          f.write_table(repro::TableSpec{e.models.size() > 1 ? e.name + "_" + model : e.name,
-                                         e.description, e.name, model, names, e.tasks});
+          // Importance-only runs have no metric: no table.
+          if (!e.importance_only)
+            f.write_table(repro::TableSpec{e.models.size() > 1 ? e.name + "_" + model : e.name,
+                                           e.description, e.name, model, names, e.tasks});
           f.commit();
           ++done;
           log.say(fmt::format("{}/{}: {} {} {} seed {}: {} = {:.4f}, #Tr. params {}, {:.1f} s",

@@ -7,10 +7,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <limits>
 #include <optional>
 #include <set>
 
 #include "apps/loradrop/app.h"
+#include "core/storage.h"
 #include "data/sampling.h"
 #include "lora/selection.h"
 #include "lora/snip.h"
@@ -39,11 +41,13 @@ NamedParams trainable_of(const nn::Module& m) {
 
 // AdamW over `params` (the head, "classifier.*", optionally at its own learning rate), linear
 // warmup and decay, clipping, Sparse masks re-applied after each step. Returns the step losses.
+// With `collect_set`, ||ΔW x||² is collected into its tracker during the last epoch.
 std::vector<double> train_loop(nn::Module& model, const NamedParams& params,
                                lora::AdapterSet* sparse_set, const lora::ForwardFn& fwd,
                                const lora::ClassificationData& d, int64_t pad_id,
                                const LoopOptions& o, const std::function<double()>& eval_fn,
-                               std::vector<std::array<double, 2>>* history, Logger& log) {
+                               std::vector<std::array<double, 2>>* history, Logger& log,
+                               lora::AdapterSet* collect_set = nullptr) {
   LD_CHECK(d.size() > 0, "{}: no training examples", o.phase);
   NamedParams body, head;
   for (const auto& np : params)
@@ -64,12 +68,15 @@ std::vector<double> train_loop(nn::Module& model, const NamedParams& params,
   model.train();
   int64_t step = 0;
   for (int64_t ep = 0; ep < o.epochs; ++ep) {
+    const bool collect = collect_set && ep == o.epochs - 1;
+    if (collect) collect_set->set_collecting(true);
     auto order = data::shuffled_indices(d.size(), o.seed * 1000003ULL + static_cast<uint64_t>(ep));
     for (size_t i = 0; i < d.size(); i += static_cast<size_t>(o.batch_size)) {
       std::vector<size_t> idx(
           order.begin() + i,
           order.begin() + std::min(d.size(), i + static_cast<size_t>(o.batch_size)));
       lora::Batch b = lora::make_batch(d, idx, pad_id);
+      if (collect) collect_set->collector().set_token_mask(b.mask);
       const double f = nn::linear_warmup_factor(step, warmup, total);
       opt_body.set_lr(o.lr * f);
       if (opt_head) opt_head->set_lr(o.head_lr * f);
@@ -80,6 +87,7 @@ std::vector<double> train_loop(nn::Module& model, const NamedParams& params,
             fmt::format("{}: loss is {} at step {}; lower the learning rate", o.phase, lv, step));
       losses.push_back(lv);
       loss.backward();
+      if (collect) collect_set->collector().flush();
       if (o.grad_clip > 0) nn::clip_grad_norm_(all, o.grad_clip);
       opt_body.step();
       opt_body.zero_grad();
@@ -98,6 +106,7 @@ std::vector<double> train_loop(nn::Module& model, const NamedParams& params,
         log.event(nlohmann::json({{"phase", o.phase}, {"step", step}, {"eval_metric", m}}).dump());
       }
     }
+    if (collect) collect_set->set_collecting(false);
   }
   if (eval_fn) {
     const double m = eval_fn();
@@ -108,7 +117,8 @@ std::vector<double> train_loop(nn::Module& model, const NamedParams& params,
   return losses;
 }
 
-std::map<std::string, repro::LayerHistograms> histograms_of(const lora::ImportanceTracker& t) {
+std::map<std::string, repro::LayerHistograms> histograms_of(lora::ImportanceTracker& t) {
+  t.finalize_histograms();  // auto range: edges from the observed values
   std::map<std::string, repro::LayerHistograms> out;
   for (const std::string& target : t.targets()) {
     repro::LayerHistograms h;
@@ -123,6 +133,33 @@ std::map<std::string, repro::LayerHistograms> histograms_of(const lora::Importan
     out[target] = std::move(h);
   }
   return out;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+lora::ImportanceOptions importance_options(const RunOptions& o) {
+  lora::ImportanceOptions io;
+  io.bins = o.hist_bins;
+  io.auto_range = !o.hist_range;
+  if (o.hist_range) {
+    io.hist_lo = o.hist_range->first;
+    io.hist_hi = o.hist_range->second;
+  }
+  return io;
+}
+
+// Times the main training phase and records its peak tensor memory.
+template <class F>
+std::vector<double> timed_main_phase(RunOutput& r, Device device, F&& train) {
+  reset_storage_peak();
+  const auto t = std::chrono::steady_clock::now();
+  std::vector<double> losses = train();
+  r.finetune_seconds = seconds_since(t);
+  r.finetune_steps = static_cast<int64_t>(losses.size());
+  r.peak_memory_bytes = static_cast<double>(storage_memory(!device.is_cpu()).peak_bytes);
+  return losses;
 }
 
 }  // namespace
@@ -178,8 +215,10 @@ RunOutput run_method(nn::EncoderForSequenceClassification& model, Device device,
       model.unfreeze("classifier.*");
     }
     r.trainable_params = lora::count_trainable(model);
-    r.train_loss = train_loop(model, trainable_of(model), nullptr, fwd, task.train, task.pad_id, lo,
-                              eval_fn, &r.eval_history, log);
+    r.train_loss = timed_main_phase(r, device, [&] {
+      return train_loop(model, trainable_of(model), nullptr, fwd, task.train, task.pad_id, lo,
+                        eval_fn, &r.eval_history, log);
+    });
   } else if (!is_loradrop) {
     ac.method = lora::parse_method(o.method);
     if (ac.method == lora::Method::VeRA) ac.r = o.vera_r;
@@ -204,19 +243,17 @@ RunOutput run_method(nn::EncoderForSequenceClassification& model, Device device,
           nb, so);
     }
     r.trainable_params = r.adapters->num_adapter_parameters();
-    r.train_loss = train_loop(model, r.adapters->trainable_parameters(),
-                              ac.method == lora::Method::Sparse ? r.adapters.get() : nullptr, fwd,
-                              task.train, task.pad_id, lo, eval_fn, &r.eval_history, log);
+    r.train_loss = timed_main_phase(r, device, [&] {
+      return train_loop(model, r.adapters->trainable_parameters(),
+                        ac.method == lora::Method::Sparse ? r.adapters.get() : nullptr, fwd,
+                        task.train, task.pad_id, lo, eval_fn, &r.eval_history, log);
+    });
   } else {
     // LoRA-drop: sample -> short LoRA training -> importance -> selection -> rebuild -> fine-tune.
     ac.method = lora::Method::LoRA;
     r.adapters = std::make_shared<lora::AdapterSet>(model, ac, gen);
     r.lora_params = r.adapters->num_adapter_parameters();
-    lora::ImportanceOptions io;
-    io.bins = o.hist_bins;
-    io.hist_lo = 1e-10;
-    io.hist_hi = 1e6;
-    auto tracker = std::make_shared<lora::ImportanceTracker>(io);
+    auto tracker = std::make_shared<lora::ImportanceTracker>(importance_options(o));
     r.adapters->attach_tracker(*tracker);
     const std::vector<size_t> idx =
         task.regression
@@ -228,9 +265,16 @@ RunOutput run_method(nn::EncoderForSequenceClassification& model, Device device,
     so.epochs = o.sample_epochs;
     so.eval_every = 0;
     so.phase = o.method + " " + task.name + " (sample)";
-    r.sample_loss = train_loop(model, r.adapters->trainable_parameters(), nullptr, fwd, sample,
-                               task.pad_id, so, nullptr, nullptr, log);
-    lora::importance_pass(*r.adapters, fwd, sample, o.batch_size, task.pad_id);
+    const auto ts = std::chrono::steady_clock::now();
+    r.sample_loss =
+        train_loop(model, r.adapters->trainable_parameters(), nullptr, fwd, sample, task.pad_id, so,
+                   nullptr, nullptr, log, o.importance_during_training ? r.adapters.get() : nullptr);
+    r.sample_seconds = seconds_since(ts);
+    if (!o.importance_during_training) {
+      const auto ti = std::chrono::steady_clock::now();
+      lora::importance_pass(*r.adapters, fwd, sample, o.batch_size, task.pad_id);
+      r.importance_seconds = seconds_since(ti);
+    }
     lora::SelectionConfig sc;
     sc.threshold = o.threshold;
     sc.k = o.k;
@@ -248,25 +292,26 @@ RunOutput run_method(nn::EncoderForSequenceClassification& model, Device device,
     for (const std::string& t : tracker->targets()) r.importance[t] = tracker->means(t);
     r.selected = lora::select_per_target(*tracker, sc);
     if (o.importance_only) {
-      r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      // No fine-tune: there is no metric to report.
+      r.eval.metric = std::numeric_limits<double>::quiet_NaN();
+      r.eval.eval_loss = std::numeric_limits<double>::quiet_NaN();
+      r.seconds = seconds_since(t0);
       return r;
     }
     r.adapters->rebuild(r.selected, sc.share_rest, lora::parse_shared_init(o.shared_init), gen);
     r.trainable_params = r.adapters->num_adapter_parameters();
     lo.seed = o.seed + 1;
     lo.phase = o.method + " " + task.name + " (fine-tune)";
-    r.train_loss = train_loop(model, r.adapters->trainable_parameters(), nullptr, fwd, task.train,
-                              task.pad_id, lo, eval_fn, &r.eval_history, log);
+    r.train_loss = timed_main_phase(r, device, [&] {
+      return train_loop(model, r.adapters->trainable_parameters(), nullptr, fwd, task.train,
+                        task.pad_id, lo, eval_fn, &r.eval_history, log);
+    });
   }
   r.eval = evaluate_task(model, fwd, task, o.batch_size);
   // ||ΔW x||² after fine-tuning on the eval set: the importance of methods without a selection
   // step, and the histograms.
   if (r.adapters && (o.histograms || !is_loradrop)) {
-    lora::ImportanceOptions io;
-    io.bins = o.hist_bins;
-    io.hist_lo = 1e-10;
-    io.hist_hi = 1e6;
-    lora::ImportanceTracker after(io);
+    lora::ImportanceTracker after(importance_options(o));
     r.adapters->attach_tracker(after);
     lora::importance_pass(*r.adapters, fwd, task.eval, o.batch_size, task.pad_id);
     if (!is_loradrop)
@@ -299,6 +344,14 @@ repro::RunRecord to_record(const RunOutput& r, const repro::RunKey& key, const T
   rec.hist = r.hist;
   rec.params["seconds"] = r.seconds;
   rec.params["eval_loss"] = r.eval.eval_loss;
+  if (r.finetune_steps > 0) {
+    rec.params["finetune_seconds"] = r.finetune_seconds;
+    rec.params["finetune_steps"] = static_cast<double>(r.finetune_steps);
+    rec.params["seconds_per_step"] = r.finetune_seconds / static_cast<double>(r.finetune_steps);
+    rec.params["peak_memory_bytes"] = r.peak_memory_bytes;
+  }
+  if (r.sample_seconds > 0) rec.params["sample_seconds"] = r.sample_seconds;
+  if (r.importance_seconds > 0) rec.params["importance_seconds"] = r.importance_seconds;
   if (r.lora_params > 0) {
     rec.params["lora_params"] = static_cast<double>(r.lora_params);
     rec.params["sample_size"] = static_cast<double>(r.sample_size);

@@ -24,7 +24,14 @@ for t in query value; do
   for task in rte sts-b; do expected+=("overlay_main_tiny_${task}_${t}.png"); done
   expected+=("sensitivity_sample_proportion_tiny_rte_${t}.png")
 done
-expected+=(table_main.md table_sample_proportion.md index.md)
+# threshold_sweep (lora + seven T on rte), efficiency (six methods on rte), importance_source
+# (pass / during on rte and sts-b) and the text table hyperparameters_tiny.
+expected+=(threshold_threshold_sweep_tiny_rte.png threshold_threshold_sweep_tiny.md)
+expected+=(efficiency_efficiency_tiny_rte.png efficiency_efficiency_tiny.md)
+for task in rte sts-b; do expected+=("importance_source_importance_source_tiny_${task}.png"); done
+expected+=(importance_source_importance_source_tiny.md)
+expected+=(table_main.md table_sample_proportion.md table_threshold_sweep.md table_efficiency.md)
+expected+=(table_hyperparameters_tiny.md index.md)
 fail=0
 for f in "${expected[@]}"; do
   p="$work/out/$f"
@@ -38,6 +45,17 @@ grep -q "| Method | #Tr. Params | RTE (accuracy) | STS-B (pearson) | Avg. |" "$w
   { echo "FAIL: table_main.md header"; cat "$work/out/table_main.md"; fail=1; }
 grep -q "| LoRA-drop | 9.2K | .* ± " "$work/out/table_main.md" || { echo "FAIL: LoRA-drop row"; fail=1; }
 grep -q "paper value not recorded" "$work/out/table_main.md" || { echo "FAIL: paper note"; fail=1; }
+# The hyperparameter table is pivoted: settings as rows, tasks as columns, where set and source.
+grep -q "| Setting | RTE | STS-B | Set in | Source |" "$work/out/table_hyperparameters_tiny.md" ||
+  { echo "FAIL: hyperparameter table header"; cat "$work/out/table_hyperparameters_tiny.md"; fail=1; }
+grep -q '| `lr` | 5e-4 | 4e-4 | \[model.tiny.task.<task>\] | sample scripts |' \
+  "$work/out/table_hyperparameters_tiny.md" || { echo "FAIL: hyperparameter lr row"; fail=1; }
+grep -q '| `max_steps` | not recorded | not recorded | - | not stated |' \
+  "$work/out/table_hyperparameters_tiny.md" || { echo "FAIL: not-recorded row"; fail=1; }
+grep -q "| RTE (accuracy) | 0.5 | " "$work/out/threshold_threshold_sweep_tiny.md" ||
+  { echo "FAIL: threshold table"; cat "$work/out/threshold_threshold_sweep_tiny.md"; fail=1; }
+grep -q "| RTE | LoRA-drop | .* | 9.2K | " "$work/out/efficiency_efficiency_tiny.md" ||
+  { echo "FAIL: efficiency table"; cat "$work/out/efficiency_efficiency_tiny.md"; fail=1; }
 n=$(ls "$work/out" | wc -l)
 if [[ $n -ne ${#expected[@]} ]]; then echo "FAIL: $n files written, expected ${#expected[@]}"; ls "$work/out"; fail=1; fi
 # A missing file is a clear error, not a traceback.

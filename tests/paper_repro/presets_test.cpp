@@ -177,6 +177,77 @@ TEST(Presets, SmokeAndCpuRealParse) {
   EXPECT_EQ(r.data_dir, "../shared/data");
 }
 
+TEST(Presets, NewExperimentsInEveryPreset) {
+  for (const char* n : {"smoke", "cpu-real", "paper"}) {
+    Preset p = load_preset(kDir + n + ".toml");
+    const auto& ts = p.experiment("threshold_sweep");
+    EXPECT_EQ(ts.thresholds, (std::vector<double>{0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0})) << n;
+    EXPECT_EQ(ts.methods, (std::vector<std::string>{"lora"})) << n;
+    EXPECT_FALSE(p.experiment("efficiency").methods.empty()) << n;
+    EXPECT_EQ(p.experiment("hyperparameters").kind, "hyperparameters") << n;
+    const auto& is = p.experiment("importance_source");
+    EXPECT_EQ(is.importance_sources, (std::vector<std::string>{"pass", "during"})) << n;
+    EXPECT_TRUE(is.importance_only) << n;
+    EXPECT_FALSE(p.sources.empty()) << n;
+    EXPECT_NO_THROW(nlohmann::json::parse(p.to_json())) << n;
+  }
+  // The paper's histograms keep fixed bins (comparable across tasks); smoke/cpu-real are auto.
+  Preset paper = load_preset(kDir + "paper.toml");
+  ASSERT_TRUE(paper.experiment("histograms").hist_range.has_value());
+  EXPECT_EQ(paper.experiment("histograms").hist_range->first, 1e-10);
+  EXPECT_FALSE(load_preset(kDir + "smoke.toml").experiment("histograms").hist_range.has_value());
+}
+
+TEST(Presets, DescribeSettingsSaysWhereEachValueIsSet) {
+  Preset p = load_preset(kDir + "paper.toml");
+  const auto& e = p.experiment("hyperparameters");
+  auto find = [](const std::vector<SettingRow>& rows, const std::string& k) {
+    for (const auto& r : rows)
+      if (r.key == k) return r;
+    return SettingRow{k, "(absent)", "", ""};
+  };
+  auto base_rte = describe_settings(p, e, "roberta-base", "rte");
+  EXPECT_EQ(find(base_rte, "lr").value, "0.0005");
+  EXPECT_EQ(find(base_rte, "lr").set_in, "[model.roberta-base.task.rte]");
+  // A task section without its own [sources] entry inherits its model's.
+  EXPECT_NE(find(base_rte, "lr").source.find("roberta_base"), std::string::npos);
+  EXPECT_EQ(find(base_rte, "epochs").value, "80");
+  EXPECT_EQ(find(base_rte, "max_length").set_in, "[model.roberta-base]");
+  EXPECT_EQ(find(base_rte, "lora_r").value, "8");
+  EXPECT_EQ(find(base_rte, "lora_r").source, "paper (r = 8)");  // section.key wins
+  EXPECT_EQ(find(base_rte, "weight_decay").set_in, "[defaults]");
+  EXPECT_EQ(find(base_rte, "threshold").value, "0.9");
+  EXPECT_EQ(find(base_rte, "targets").value, "query, value");
+  EXPECT_EQ(find(base_rte, "seeds").value, "0, 1, 2");
+  EXPECT_EQ(find(describe_settings(p, e, "roberta-large", "mrpc"), "init_from").value, "mnli");
+  EXPECT_EQ(find(describe_settings(p, e, "llama2-7b", "*"), "targets").value, "q_proj, v_proj");
+  // A setting a run needs that nothing sets is said to be missing rather than left out.
+  Preset m = parse_preset(replace(replace(kMinimal, "lr = 1e-3\n", ""), "tasks = [\"rte\", \"cola\"]",
+                                  "tasks = [\"rte\"]") +
+                              "\n[experiment.h]\nkind = \"hyperparameters\"\nmodels = [\"m\"]\n"
+                              "tasks = [\"cola\"]\n",
+                          "test.toml");
+  auto none = describe_settings(m, m.experiment("h"), "m", "*");
+  EXPECT_EQ(find(none, "lr").value, "not recorded");
+  EXPECT_EQ(find(none, "lr").set_in, "-");
+  EXPECT_EQ(find(none, "lr").source, "");
+  EXPECT_EQ(find(none, "epochs").set_in, "[defaults]");
+}
+
+TEST(Presets, NewExperimentKeysBadInput) {
+  expect_error(replace(kMinimal, "tasks = [\"rte\"]\n", "tasks = [\"rte\"]\nkind = \"eval\"\n"),
+               {"kind must be \"train\" or \"hyperparameters\""});
+  expect_error(replace(kMinimal, "tasks = [\"rte\"]\n", "tasks = [\"rte\"]\nthresholds = [0.5, 1.5]\n"),
+               {"thresholds must be in (0, 1]"});
+  expect_error(
+      replace(kMinimal, "tasks = [\"rte\"]\n", "tasks = [\"rte\"]\nimportance_sources = [\"after\"]\n"),
+      {"'after' is not"});
+  expect_error(replace(kMinimal, "tasks = [\"rte\"]\n", "tasks = [\"rte\"]\nhist_range = [1, 0.5]\n"),
+               {"hist_range must be"});
+  expect_error(std::string(kMinimal) + "\n[sources]\ndefaults = 3\n",
+               {"'defaults' must be a string"});
+}
+
 TEST(Presets, UnknownKeyBadInput) {
   // Named with file, line and section, at every level.
   expect_error(replace(kMinimal, "name = \"t\"", "name = \"t\"\nnmae = 1"),

@@ -454,7 +454,7 @@ TEST_F(ResultsTest, SampleResultsAreSchemaComplete) {
   validate_schema(p);
   ResultsReader rd(p);
   auto runs = rd.runs();
-  EXPECT_EQ(runs.size(), 2u * 3u * 3u + 10u);
+  EXPECT_EQ(runs.size(), 2u * 3u * 3u + 10u + 8u + 6u + 4u);
   auto r = rd.read_run({"main", "tiny", "loradrop", "rte", 0});
   ASSERT_EQ(r.importance.size(), 2u);
   ASSERT_EQ(r.selected.size(), 2u);
@@ -476,7 +476,69 @@ TEST_F(ResultsTest, SampleResultsAreSchemaComplete) {
   EXPECT_EQ(rd.read_run({"sample_proportion", "tiny", "loradrop_p0.30", "rte", 0})
                 .params.at("sample_proportion"),
             0.3);
-  EXPECT_EQ(rd.table_names(), (std::vector<std::string>{"main", "sample_proportion"}));
+  EXPECT_EQ(rd.table_names(), (std::vector<std::string>{"efficiency", "main", "sample_proportion",
+                                                         "threshold_sweep"}));
+  EXPECT_EQ(rd.text_table_names(), (std::vector<std::string>{"hyperparameters_tiny"}));
+  // The new experiments' data: thresholds, timings, importance sources (metric NaN).
+  auto t = rd.read_run({"threshold_sweep", "tiny", "loradrop_t0.50", "rte", 0});
+  EXPECT_EQ(t.params.at("threshold"), 0.5);
+  EXPECT_LT(t.trainable_params, t.params.at("lora_params"));
+  auto e = rd.read_run({"efficiency", "tiny", "loradrop", "rte", 0});
+  for (const char* k : {"seconds_per_step", "peak_memory_bytes", "sample_seconds",
+                        "importance_seconds", "finetune_seconds"})
+    EXPECT_GT(e.params.at(k), 0) << k;
+  auto d = rd.read_run({"importance_source", "tiny", "loradrop_during", "sts-b", 0});
+  EXPECT_TRUE(std::isnan(d.metric));
+  EXPECT_EQ(d.params.at("importance_during"), 1.0);
+  EXPECT_EQ(d.importance.size(), 2u);
+}
+
+TEST_F(ResultsTest, TextTableRoundTripAndSchema) {
+  const std::string p = file("tt.h5");
+  {
+    auto f = ResultsFile::create(p, meta());
+    TextTable tb{"hyperparameters_m", "Hyperparameters, m", "hyperparameters", "m",
+                 {"model", "task", "key", "value", "set_in", "source"},
+                 {{"m", "rte", "lr", "5e-4", "[model.m.task.rte]", "LoRA scripts"},
+                  {"m", "rte", "max_steps", "not recorded", "-", ""}}};
+    f.write_text_table(tb);
+    tb.rows.push_back({"too", "short"});
+    EXPECT_THROW(f.write_text_table(tb), Error);  // row length != columns
+    TextTable bad{"x", "", "", "", {"a", "a"}, {}};
+    EXPECT_THROW(f.write_text_table(bad), Error);  // duplicate column
+    // An experiment may not be named like the reserved groups.
+    EXPECT_THROW(RunKey({"text_tables", "m", "lora", "rte", 0}).path(), Error);
+    f.commit();
+  }
+  validate_schema(p);
+  TextTable back;
+  {
+    ResultsReader rd(p);
+    EXPECT_TRUE(rd.runs().empty());  // text tables are not runs
+    back = rd.read_text_table("hyperparameters_m");
+  }
+  EXPECT_EQ(back.title, "Hyperparameters, m");
+  EXPECT_EQ(back.experiment, "hyperparameters");
+  EXPECT_EQ(back.columns, (std::vector<std::string>{"model", "task", "key", "value", "set_in",
+                                                     "source"}));
+  ASSERT_EQ(back.rows.size(), 2u);
+  EXPECT_EQ(back.rows[0][3], "5e-4");
+  EXPECT_EQ(back.rows[1][5], "");
+  // A non-string field is a schema violation.
+  h5_edit(p, [](hid_t f) {
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(double));
+    H5Tinsert(t, "value", 0, H5T_NATIVE_DOUBLE);
+    hsize_t n = 1;
+    hid_t sp = H5Screate_simple(1, &n, nullptr);
+    hid_t d = H5Dcreate2(f, "/text_tables/numbers", t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    double v = 1;
+    H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v);
+    H5Dclose(d), H5Sclose(sp), H5Tclose(t);
+  });
+  auto probs = schema_problems(p);
+  EXPECT_TRUE(any_contains(probs, "/text_tables/numbers: field 'value' is not a string"))
+      << fmt::format("{}", fmt::join(probs, "\n"));
+  EXPECT_TRUE(any_contains(probs, "/text_tables/numbers: missing string attribute 'title'"));
 }
 
 TEST(ResultsBuildInfo, VersionCommitAndTime) {
