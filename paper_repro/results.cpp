@@ -791,6 +791,36 @@ ResultsFile ResultsFile::create(const std::string& path, const RunMeta& meta) {
   return r;
 }
 
+nlohmann::json resume_fingerprint(const std::string& config_json,
+                                  const std::set<std::string>& experiments) {
+  nlohmann::json j = nlohmann::json::parse(config_json);
+  if (!j.is_object() || !j.contains("experiments") || !j["experiments"].is_object()) return j;
+  nlohmann::json out;
+  if (j.contains("preset") && j["preset"].is_object()) {
+    nlohmann::json p = j["preset"];
+    // Free text, the file's own path and the thread count do not change what a run computes.
+    for (const char* k : {"name", "description", "source_file", "expected_time", "threads"})
+      p.erase(k);
+    out["preset"] = p;
+  }
+  for (const char* k : {"loradrop", "baselines", "defaults"})
+    if (j.contains(k)) out[k] = j[k];
+  std::set<std::string> models;
+  for (const auto& [name, e] : j["experiments"].items()) {
+    if (!experiments.empty() && !experiments.count(name)) continue;
+    nlohmann::json je = e;
+    for (const char* k : {"description", "produces", "disabled_reason"}) je.erase(k);
+    out["experiments"][name] = je;
+    if (je.contains("models") && je["models"].is_array())
+      for (const auto& m : je["models"])
+        if (m.is_string()) models.insert(m.get<std::string>());
+  }
+  if (j.contains("models") && j["models"].is_object())
+    for (const auto& [name, m] : j["models"].items())
+      if (experiments.empty() || models.count(name)) out["models"][name] = m;
+  return out;
+}
+
 ResultsFile ResultsFile::open_or_create(const std::string& path, const RunMeta& meta,
                                         bool require_same_config) {
   quiet_hdf5();
@@ -807,10 +837,24 @@ ResultsFile ResultsFile::open_or_create(const std::string& path, const RunMeta& 
     old = rd.meta();
   }
   if (require_same_config) {
-    auto a = nlohmann::json::parse(old.config_json), b = nlohmann::json::parse(meta.config_json);
+    std::set<std::string> exps;
+    for (const RunKey& k : ResultsReader(path).runs()) exps.insert(k.experiment);
+    auto a = resume_fingerprint(old.config_json, exps),
+         b = resume_fingerprint(meta.config_json, exps);
+    // Settings that a newer program added to the preset or experiment sections (absent from the
+    // old file's config) cannot have changed the old runs: only the keys both know are compared.
+    auto drop_new_keys = [](const nlohmann::json& from, nlohmann::json& to) {
+      if (!from.is_object() || !to.is_object()) return;
+      for (auto it = to.begin(); it != to.end();)
+        it = from.contains(it.key()) ? std::next(it) : to.erase(it);
+    };
+    if (a.contains("preset") && b.contains("preset")) drop_new_keys(a["preset"], b["preset"]);
+    if (a.contains("experiments") && b.contains("experiments"))
+      for (auto& [name, e] : b["experiments"].items())
+        if (a["experiments"].contains(name)) drop_new_keys(a["experiments"][name], e);
     LD_CHECK(a == b,
-             "cannot resume {}: its config differs from this run's config (write to a new path, "
-             "or resume with the same config)",
+             "cannot resume {}: its config differs from this run's config in what its runs depend "
+             "on (write to a new path, or resume with the same config)",
              path);
   }
   ResultsFile r;
@@ -1377,16 +1421,18 @@ void write_sample_results(const std::string& path, uint64_t seed) {
     f.write_run(r, /*replace=*/true);
   }
   // Efficiency: every method, with timings and peak memory.
-  const std::vector<std::string> eff_methods = {"full", "lora", "sparse", "vera", "tied",
-                                                "loradrop"};
+  const std::vector<std::string> eff_methods = {"full", "lora", "sparse",
+                                                "vera", "tied", "loradrop"};
   for (size_t i = 0; i < eff_methods.size(); ++i) {
     const std::string& m = eff_methods[i];
     RunKey k{"efficiency", "tiny", m, "rte", 0};
     run(k, "accuracy", 0.75 + 0.01 * static_cast<double>(i), false, false, 1.0);
     RunRecord r = f.read_run(k);
     const double full = m == "full" ? 1.0 : 0.0;
-    r.trainable_params = m == "full" ? 1000000 : m == "vera" ? 3100 : m == "loradrop" ? 9216
-                                                                                      : 18432;
+    r.trainable_params = m == "full"       ? 1000000
+                         : m == "vera"     ? 3100
+                         : m == "loradrop" ? 9216
+                                           : 18432;
     r.params["finetune_steps"] = 40;
     r.params["seconds_per_step"] = 0.05 + 0.04 * full + 0.002 * static_cast<double>(i);
     r.params["finetune_seconds"] = 40 * r.params["seconds_per_step"];
@@ -1415,9 +1461,12 @@ void write_sample_results(const std::string& path, uint64_t seed) {
       f.write_run(r, /*replace=*/true);
     }
   // A hyperparameter table (text).
-  TextTable hp{"hyperparameters_tiny", "Synthetic hyperparameter table (sample data)",
-               "hyperparameters", "tiny",
-               {"model", "task", "key", "value", "set_in", "source"}, {}};
+  TextTable hp{"hyperparameters_tiny",
+               "Synthetic hyperparameter table (sample data)",
+               "hyperparameters",
+               "tiny",
+               {"model", "task", "key", "value", "set_in", "source"},
+               {}};
   for (const auto& [task, metric] : tasks) {
     hp.rows.push_back({"tiny", task, "lr", task == "rte" ? "5e-4" : "4e-4",
                        "[model.tiny.task." + task + "]", "sample scripts"});

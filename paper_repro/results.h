@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -125,6 +127,15 @@ std::string iso8601_now();
 
 class ResultsReader;
 
+// What a resumed results file must agree on (see ResultsFile::open_or_create): for a preset
+// config (Preset::to_json(): has "experiments"), the sections that change what a run computes,
+// restricted to `experiments` (all when empty) and the models they use; free text (descriptions,
+// expected_time), the preset file's path, thread count and other experiments are left out, so
+// adding an experiment to a preset or editing another one does not block resuming this one.
+// Any other JSON is compared whole.
+nlohmann::json resume_fingerprint(const std::string& config_json,
+                                  const std::set<std::string>& experiments);
+
 // Writer. All writes go to `<path>.tmp-<pid>`; commit() fsyncs it and renames it over `path`.
 // Until commit() succeeds, an existing file at `path` is never touched; a writer destroyed
 // without commit() removes its temp file. After commit() the object is closed; to add results
@@ -136,8 +147,9 @@ class ResultsFile {
   static ResultsFile create(const std::string& path, const RunMeta& meta);
   // Resume: copies the existing file at `path` (when there is one) and keeps its runs, tables
   // and start_time; throws ld::Error when that file is not a valid results file or, when
-  // `require_same_config`, when its config_json differs from meta.config_json (runs made under
-  // another config would be mixed in). Without a file at `path` it is create().
+  // `require_same_config`, when its config differs from meta.config_json in what its runs depend
+  // on (resume_fingerprint over the experiments of the runs it holds; runs made under another
+  // config would be mixed in). Without a file at `path` it is create().
   static ResultsFile open_or_create(const std::string& path, const RunMeta& meta,
                                     bool require_same_config = true);
 
@@ -212,8 +224,8 @@ Table assemble_table(const std::vector<RunRecord>& runs, const TableSpec& spec);
 // "sample_proportion": loradrop on rte at ten sample proportions; "threshold_sweep": lora and
 // loradrop_t<T> at seven T on rte; "efficiency": six methods with timings and peak memory;
 // "importance_source": loradrop_pass / loradrop_during, importance only, metric NaN), 6 layers,
-// targets query and value, four tables and one text table (hyperparameters_tiny). Deterministic for a given seed. Used by tests and the
-// `ld_make_sample_results` tool.
+// targets query and value, four tables and one text table (hyperparameters_tiny). Deterministic for
+// a given seed. Used by tests and the `ld_make_sample_results` tool.
 void write_sample_results(const std::string& path, uint64_t seed = 0);
 
 }  // namespace ld::repro

@@ -249,6 +249,40 @@ TEST_F(ResultsTest, ResumeKeepsFinishedRuns) {
   validate_schema(p);
 }
 
+// A preset config: resuming one experiment's file ignores free text and the other experiments,
+// but not this experiment's settings or the sections every run uses.
+TEST_F(ResultsTest, ResumeComparesWhatTheRunsDependOn) {
+  auto cfg = [](double lr_main, double lr_other, const char* desc, double T) {
+    nlohmann::json j;
+    j["preset"] = {{"name", "p"}, {"description", desc}, {"device", "cpu"}, {"threads", 2}};
+    j["loradrop"] = {{"threshold", T}};
+    j["models"]["m"] = {{"family", "bert"}};
+    j["models"]["unused"] = {{"family", "llama"}};
+    j["experiments"]["main"] = {{"description", desc}, {"models", {"m"}}, {"lr", lr_main}};
+    j["experiments"]["other"] = {{"models", {"unused"}}, {"lr", lr_other}};
+    return j.dump();
+  };
+  const std::string p = file("r.h5");
+  RunKey k0{"main", "m", "lora", "rte", 0};
+  {
+    auto f = ResultsFile::open_or_create(p, meta(cfg(1e-3, 1e-3, "a", 0.9)));
+    f.write_run(record(k0, 0.5));
+    f.commit();
+  }
+  EXPECT_NO_THROW(ResultsFile::open_or_create(p, meta(cfg(1e-3, 5e-4, "b", 0.9))));
+  EXPECT_THROW(ResultsFile::open_or_create(p, meta(cfg(2e-3, 1e-3, "a", 0.9))), Error);
+  EXPECT_THROW(ResultsFile::open_or_create(p, meta(cfg(1e-3, 1e-3, "a", 0.8))), Error);
+  {  // a setting that a newer program adds to the experiment section does not block resuming
+    auto j = nlohmann::json::parse(cfg(1e-3, 1e-3, "a", 0.9));
+    j["experiments"]["main"]["new_setting"] = true;
+    EXPECT_NO_THROW(ResultsFile::open_or_create(p, meta(j.dump())));
+  }
+  auto fp = resume_fingerprint(cfg(1e-3, 1e-3, "a", 0.9), {"main"});
+  EXPECT_FALSE(fp["models"].contains("unused"));
+  EXPECT_FALSE(fp["experiments"].contains("other"));
+  EXPECT_FALSE(fp["preset"].contains("threads"));
+}
+
 TEST_F(ResultsTest, ResumeBadInput) {
   const std::string p = file("r.h5");
   {
@@ -477,7 +511,7 @@ TEST_F(ResultsTest, SampleResultsAreSchemaComplete) {
                 .params.at("sample_proportion"),
             0.3);
   EXPECT_EQ(rd.table_names(), (std::vector<std::string>{"efficiency", "main", "sample_proportion",
-                                                         "threshold_sweep"}));
+                                                        "threshold_sweep"}));
   EXPECT_EQ(rd.text_table_names(), (std::vector<std::string>{"hyperparameters_tiny"}));
   // The new experiments' data: thresholds, timings, importance sources (metric NaN).
   auto t = rd.read_run({"threshold_sweep", "tiny", "loradrop_t0.50", "rte", 0});
@@ -497,7 +531,10 @@ TEST_F(ResultsTest, TextTableRoundTripAndSchema) {
   const std::string p = file("tt.h5");
   {
     auto f = ResultsFile::create(p, meta());
-    TextTable tb{"hyperparameters_m", "Hyperparameters, m", "hyperparameters", "m",
+    TextTable tb{"hyperparameters_m",
+                 "Hyperparameters, m",
+                 "hyperparameters",
+                 "m",
                  {"model", "task", "key", "value", "set_in", "source"},
                  {{"m", "rte", "lr", "5e-4", "[model.m.task.rte]", "LoRA scripts"},
                   {"m", "rte", "max_steps", "not recorded", "-", ""}}};
@@ -519,8 +556,8 @@ TEST_F(ResultsTest, TextTableRoundTripAndSchema) {
   }
   EXPECT_EQ(back.title, "Hyperparameters, m");
   EXPECT_EQ(back.experiment, "hyperparameters");
-  EXPECT_EQ(back.columns, (std::vector<std::string>{"model", "task", "key", "value", "set_in",
-                                                     "source"}));
+  EXPECT_EQ(back.columns,
+            (std::vector<std::string>{"model", "task", "key", "value", "set_in", "source"}));
   ASSERT_EQ(back.rows.size(), 2u);
   EXPECT_EQ(back.rows[0][3], "5e-4");
   EXPECT_EQ(back.rows[1][5], "");
