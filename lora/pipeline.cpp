@@ -71,8 +71,6 @@ ForwardFn encoder_forward(nn::EncoderForSequenceClassification& m) {
   return [&m](const Batch& b) { return m.forward(b.ids, b.mask, b.type_ids, b.labels); };
 }
 
-namespace {
-
 std::vector<std::vector<size_t>> batches_of(size_t n, int64_t bs,
                                             const std::vector<size_t>& order) {
   LD_CHECK(bs > 0, "batch size must be positive, got {}", bs);
@@ -82,6 +80,8 @@ std::vector<std::vector<size_t>> batches_of(size_t n, int64_t bs,
   return out;
 }
 
+namespace {
+
 std::vector<size_t> iota_n(size_t n) {
   std::vector<size_t> v(n);
   for (size_t i = 0; i < n; ++i) v[i] = i;
@@ -90,48 +90,68 @@ std::vector<size_t> iota_n(size_t n) {
 
 }  // namespace
 
-std::vector<double> train(AdapterSet& set, const ForwardFn& fwd, const ClassificationData& d,
-                          const TrainOptions& opt, bool collect_last_epoch) {
-  LD_CHECK(d.size() > 0, "train: no training examples");
-  nn::Module& model = set.root();
+std::vector<double> train_steps(nn::Module& model,
+                                const std::vector<std::pair<std::string, Tensor>>& named,
+                                AdapterSet* set, size_t n, const TrainOptions& opt,
+                                const BatchLossFn& batch_loss, bool collect_last_epoch,
+                                const StepFn& on_step) {
+  LD_CHECK(n > 0, "train: no training examples");
+  LD_CHECK(!collect_last_epoch || set, "train: importance collection needs an adapter set");
   nn::AdamWOptions ao;
   ao.lr = opt.lr;
   ao.weight_decay = opt.weight_decay;
-  nn::AdamW adam(set.trainable_parameters(), ao);
+  nn::AdamW adam(named, ao);
   std::vector<Tensor> params;
-  for (auto& [n, t] : adam.params()) params.push_back(t);
-  const int64_t per_epoch = (static_cast<int64_t>(d.size()) + opt.batch_size - 1) / opt.batch_size;
+  for (auto& [nm, t] : adam.params()) params.push_back(t);
+  const int64_t per_epoch = (static_cast<int64_t>(n) + opt.batch_size - 1) / opt.batch_size;
   const int64_t total = per_epoch * opt.epochs;
   const int64_t warmup =
-      static_cast<int64_t>(std::ceil(opt.warmup_ratio * static_cast<double>(total)));
+      opt.warmup_steps >= 0
+          ? opt.warmup_steps
+          : static_cast<int64_t>(std::ceil(opt.warmup_ratio * static_cast<double>(total)));
   std::vector<double> losses;
   model.train();
   int64_t step = 0;
   for (int64_t ep = 0; ep < opt.epochs; ++ep) {
     const bool collect = collect_last_epoch && ep == opt.epochs - 1;
-    if (collect) set.set_collecting(true);
-    auto order =
-        data::shuffled_indices(d.size(), opt.seed * 1000003ULL + static_cast<uint64_t>(ep));
-    for (const auto& idx : batches_of(d.size(), opt.batch_size, order)) {
-      Batch b = make_batch(d, idx, opt.pad_id);
-      if (collect) set.collector().set_token_mask(b.mask);
-      adam.set_lr(opt.lr * nn::linear_warmup_factor(step, warmup, total));
-      Tensor loss = fwd(b).loss;
-      LD_CHECK(loss.defined(), "train: the forward function returned no loss");
-      const double lv = loss.item();
-      LD_CHECK(std::isfinite(lv), "train: non-finite loss {} at step {}", lv, step);
+    if (collect) set->set_collecting(true);
+    auto order = data::shuffled_indices(n, opt.seed * 1000003ULL + static_cast<uint64_t>(ep));
+    for (const auto& idx : batches_of(n, opt.batch_size, order)) {
+      const double lr = opt.lr * nn::linear_warmup_factor(step, warmup, total);
+      adam.set_lr(lr);
+      StepLoss sl = batch_loss(idx, collect);
+      LD_CHECK(sl.loss.defined(), "train: the forward function returned no loss");
+      const double lv = sl.loss.item();
+      LD_CHECK(std::isfinite(lv), "train: non-finite loss {} at step {}; lower the learning rate",
+               lv, step);
       losses.push_back(lv);
-      loss.backward();
-      if (collect) set.collector().flush();
+      sl.loss.backward();
+      if (collect) set->collector().flush();
       if (opt.max_grad_norm > 0) nn::clip_grad_norm_(params, opt.max_grad_norm);
       adam.step();
       adam.zero_grad();
-      if (set.config().method == Method::Sparse) set.apply_masks_();
+      if (set && set->config().method == Method::Sparse) set->apply_masks_();
       ++step;
+      if (on_step) on_step(step, total, lv, lr, sl.tokens);
     }
-    if (collect) set.set_collecting(false);
+    if (collect) set->set_collecting(false);
   }
   return losses;
+}
+
+std::vector<double> train(AdapterSet& set, const ForwardFn& fwd, const ClassificationData& d,
+                          const TrainOptions& opt, bool collect_last_epoch) {
+  LD_CHECK(d.size() > 0, "train: no training examples");
+  return train_steps(
+      set.root(), set.trainable_parameters(), &set, d.size(), opt,
+      [&](const std::vector<size_t>& idx, bool collect) {
+        Batch b = make_batch(d, idx, opt.pad_id);
+        if (collect) set.collector().set_token_mask(b.mask);
+        int64_t tokens = 0;
+        for (size_t i : idx) tokens += static_cast<int64_t>(d.ids[i].size());
+        return StepLoss{fwd(b).loss, tokens};
+      },
+      collect_last_epoch);
 }
 
 std::map<std::string, double> evaluate(nn::Module& model, const ForwardFn& fwd,
@@ -188,6 +208,20 @@ std::map<std::string, std::vector<bool>> select_per_target(const ImportanceTrack
   return keep;
 }
 
+SelectionOutcome select_and_rebuild(AdapterSet& set, const ImportanceTracker& tracker,
+                                    const SelectionConfig& cfg, SharedInit init, Generator& gen) {
+  SelectionOutcome out;
+  for (const std::string& t : tracker.targets()) {
+    out.importance[t] = tracker.means(t);
+    out.normalised[t] = tracker.normalised(t);
+  }
+  out.selected = select_per_target(tracker, cfg);
+  out.params_before = set.num_adapter_parameters();
+  set.rebuild(out.selected, cfg.share_rest, init, gen);
+  out.params_after = set.num_adapter_parameters();
+  return out;
+}
+
 PipelineResult run_loradrop(nn::Module& model, const ForwardFn& fwd,
                             const ClassificationData& train_data,
                             const ClassificationData& eval_data, const PipelineConfig& cfg) {
@@ -226,15 +260,12 @@ PipelineResult run_loradrop(nn::Module& model, const ForwardFn& fwd,
     importance_pass(set, fwd, cfg.importance_on_full_train ? train_data : sample, to.batch_size,
                     to.pad_id);
 
-  // 4. selection per target
-  for (const std::string& t : res.tracker->targets()) {
-    res.importance[t] = res.tracker->means(t);
-    res.normalised[t] = res.tracker->normalised(t);
-  }
-  res.selected = select_per_target(*res.tracker, cfg.selection);
-  // 5. rebuild
-  set.rebuild(res.selected, cfg.selection.share_rest, cfg.shared_init, gen);
-  res.loradrop_params = set.num_adapter_parameters();
+  // 4. selection per target, 5. rebuild
+  SelectionOutcome sel = select_and_rebuild(set, *res.tracker, cfg.selection, cfg.shared_init, gen);
+  res.importance = sel.importance;
+  res.normalised = sel.normalised;
+  res.selected = sel.selected;
+  res.loradrop_params = sel.params_after;
 
   // 6. fine-tune on the full training set, 7. evaluate
   to.epochs = cfg.epochs;

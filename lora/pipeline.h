@@ -47,10 +47,38 @@ struct TrainOptions {
   double lr = 5e-4;
   double weight_decay = 0.0;
   double warmup_ratio = 0.06;  // linear warmup then linear decay (transformers' schedule)
+  int64_t warmup_steps = -1;   // >= 0: warmup length in steps, replacing warmup_ratio
   double max_grad_norm = 1.0;  // <= 0: no clipping
   uint64_t seed = 0;           // data order
   int64_t pad_id = 1;
 };
+
+// ---- the optimisation loop shared by the classification and causal-LM pipelines ----
+
+// The loss of one batch and its number of real tokens (for progress reports).
+struct StepLoss {
+  Tensor loss;
+  int64_t tokens = 0;
+};
+// Runs the forward of examples `idx` and returns the scalar loss. When `collecting`, it must set
+// the importance collector's token mask for the batch before the forward.
+using BatchLossFn = std::function<StepLoss(const std::vector<size_t>& idx, bool collecting)>;
+// Called after every optimiser step: step (1-based), total steps, loss, learning rate, tokens.
+using StepFn =
+    std::function<void(int64_t step, int64_t total, double loss, double lr, int64_t tokens)>;
+
+// AdamW over `params` for opt.epochs epochs of n examples in seeded shuffled batches; linear warmup
+// and decay, gradient clipping. `set` (may be null: full-parameter training) gets its Sparse masks
+// re-applied after every step and, with `collect_last_epoch`, collects importance (it must have a
+// tracker) during the last epoch. Returns the loss of every step.
+std::vector<double> train_steps(nn::Module& model,
+                                const std::vector<std::pair<std::string, Tensor>>& params,
+                                AdapterSet* set, size_t n, const TrainOptions& opt,
+                                const BatchLossFn& batch_loss, bool collect_last_epoch = false,
+                                const StepFn& on_step = {});
+
+// Batches of `bs` consecutive entries of `order` (the last may be smaller).
+std::vector<std::vector<size_t>> batches_of(size_t n, int64_t bs, const std::vector<size_t>& order);
 
 // Trains set's trainable parameters (the adapters and the head) with AdamW on `d`; returns the
 // loss of every step. Sparse sets get their masks re-applied after every step. With
@@ -72,6 +100,17 @@ void importance_pass(AdapterSet& set, const ForwardFn& fwd, const Classification
 // select_layers() for every target of the tracker: keep[target][i] for its sites by layer.
 std::map<std::string, std::vector<bool>> select_per_target(const ImportanceTracker& tracker,
                                                            const SelectionConfig& cfg);
+
+// LoRA-drop steps 4-5, shared by every pipeline: g_i and y_i per target from the tracker, the
+// selection, and the rebuild of `set` (retained sites keep their adapters, the rest share one).
+struct SelectionOutcome {
+  std::map<std::string, std::vector<double>> importance;  // g_i per target, by layer
+  std::map<std::string, std::vector<double>> normalised;  // y_i per target
+  std::map<std::string, std::vector<bool>> selected;      // keeps its own adapter, by layer
+  int64_t params_before = 0, params_after = 0;            // #Tr. Params around the rebuild
+};
+SelectionOutcome select_and_rebuild(AdapterSet& set, const ImportanceTracker& tracker,
+                                    const SelectionConfig& cfg, SharedInit init, Generator& gen);
 
 enum class ImportanceSource { SeparatePass, DuringTraining };
 

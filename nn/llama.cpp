@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "core/nvtx.h"
@@ -210,6 +211,14 @@ std::vector<float> last_logits(const Tensor& logits) {  // [N, T, V] -> host [N,
 bool is_eos(int64_t t, const std::vector<int64_t>& eos) {
   return std::find(eos.begin(), eos.end(), t) != eos.end();
 }
+// Sets row[t] = -inf for every token t that would repeat an n-gram of gen[0, len).
+void ban_repeated_ngrams(const int64_t* gen, int64_t len, int64_t n, float* row) {
+  if (n <= 0 || len + 1 < n) return;
+  const int64_t* prefix = gen + len - (n - 1);
+  for (int64_t s = 0; s + n <= len; ++s)
+    if (std::equal(gen + s, gen + s + n - 1, prefix))
+      row[gen[s + n - 1]] = -std::numeric_limits<float>::infinity();
+}
 }  // namespace
 
 Tensor LlamaForCausalLM::generate_greedy(const Tensor& ids, const Tensor& mask_in,
@@ -229,7 +238,9 @@ Tensor LlamaForCausalLM::generate_greedy(const Tensor& ids, const Tensor& mask_i
   for (int64_t step = 0; step < opt.max_new_tokens; ++step) {
     std::vector<int64_t> next(B);
     for (int64_t b = 0; b < B; ++b) {
-      const float* row = lg.data() + b * V;
+      float* row = lg.data() + b * V;
+      ban_repeated_ngrams(seqs[b].data() + L, static_cast<int64_t>(seqs[b].size()) - L,
+                          opt.no_repeat_ngram_size, row);
       int64_t best = std::max_element(row, row + V) - row;  // first maximum, as torch.argmax
       next[b] = (has_eos && !unfinished[b]) ? *opt.pad_token_id : best;
       seqs[b].push_back(next[b]);
@@ -303,6 +314,11 @@ Tensor LlamaForCausalLM::generate_beam(const Tensor& ids, const Tensor& mask_in,
     // log_softmax of the last position, f32, plus the running beam scores.
     std::vector<float> lpv =
         log_softmax(logits.select(1, logits.size(1) - 1).to(DType::f32), -1).to_vector<float>();
+    if (opt.no_repeat_ngram_size > 0)
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t k = 0; k < K; ++k)
+          ban_repeated_ngrams(run_seq[b][k].data() + L, cur - L, opt.no_repeat_ngram_size,
+                              lpv.data() + (b * K + k) * V);
     std::vector<std::vector<float>> topv(B);
     std::vector<std::vector<int64_t>> topi(B);
     std::vector<std::vector<Seq>> tk_seq(B), tk_bi(B);

@@ -70,6 +70,12 @@ struct GenerateOptions {
   double length_penalty = 1.0;         // beam scores divided by generated_length^length_penalty
   std::vector<int64_t> eos_token_ids;  // empty: never stops early
   std::optional<int64_t> pad_token_id;
+  // > 0: a token that would complete an n-gram already present in the generated tokens gets
+  // probability 0. Only the generated tokens count, as in microsoft/LoRA's NLG beam search
+  // (examples/NLG/src/gpt2_beam.py); transformers' NoRepeatNGramLogitsProcessor also counts the
+  // prompt, which would forbid copying a 4-token name from a data-to-text input. Applied to the
+  // log-probabilities (beam) or logits (greedy) as transformers applies its processors.
+  int64_t no_repeat_ngram_size = 0;
   // HF's default early_stopping=False heuristic (the only mode implemented).
 };
 

@@ -147,6 +147,22 @@ bool hyper_key(const Ctx& c, const std::string& k, const toml::node& n, Hyper& h
     s(h.optimizer);
   else if (k == "init_from")
     s(h.init_from);
+  else if (k == "label_smoothing")
+    d(h.label_smoothing);
+  else if (k == "length_penalty")
+    d(h.length_penalty);
+  else if (k == "pretrain_lr")
+    d(h.pretrain_lr);
+  else if (k == "warmup_steps")
+    i(h.warmup_steps);
+  else if (k == "num_beams")
+    i(h.num_beams);
+  else if (k == "no_repeat_ngram_size")
+    i(h.no_repeat_ngram_size);
+  else if (k == "max_new_tokens")
+    i(h.max_new_tokens);
+  else if (k == "pretrain_steps")
+    i(h.pretrain_steps);
   else
     return false;
   return true;
@@ -155,7 +171,8 @@ bool hyper_key(const Ctx& c, const std::string& k, const toml::node& n, Hyper& h
 const char* const kHyperKeys =
     "lr, warmup_ratio, weight_decay, grad_clip, adam_beta1, adam_beta2, adam_eps, lora_alpha, "
     "dropout, epochs, batch_size, max_length, lora_r, max_train_examples, max_eval_examples, "
-    "eval_every, max_steps, schedule, optimizer, init_from";
+    "eval_every, max_steps, schedule, optimizer, init_from, label_smoothing, length_penalty, "
+    "pretrain_lr, warmup_steps, num_beams, no_repeat_ngram_size, max_new_tokens, pretrain_steps";
 
 nlohmann::json hyper_json(const Hyper& h) {
   nlohmann::json j = nlohmann::json::object();
@@ -169,7 +186,11 @@ nlohmann::json hyper_json(const Hyper& h) {
   put("lora_r", h.lora_r), put("max_train_examples", h.max_train_examples);
   put("max_eval_examples", h.max_eval_examples), put("eval_every", h.eval_every);
   put("max_steps", h.max_steps), put("schedule", h.schedule), put("optimizer", h.optimizer);
-  put("init_from", h.init_from);
+  put("init_from", h.init_from), put("label_smoothing", h.label_smoothing);
+  put("length_penalty", h.length_penalty), put("pretrain_lr", h.pretrain_lr);
+  put("warmup_steps", h.warmup_steps), put("num_beams", h.num_beams);
+  put("no_repeat_ngram_size", h.no_repeat_ngram_size), put("max_new_tokens", h.max_new_tokens);
+  put("pretrain_steps", h.pretrain_steps);
   return j;
 }
 
@@ -190,7 +211,11 @@ void Hyper::merge(const Hyper& o) {
   m(lora_r, o.lora_r), m(max_train_examples, o.max_train_examples);
   m(max_eval_examples, o.max_eval_examples), m(eval_every, o.eval_every);
   m(max_steps, o.max_steps), m(schedule, o.schedule), m(optimizer, o.optimizer);
-  m(init_from, o.init_from);
+  m(init_from, o.init_from), m(label_smoothing, o.label_smoothing);
+  m(length_penalty, o.length_penalty), m(pretrain_lr, o.pretrain_lr);
+  m(warmup_steps, o.warmup_steps), m(num_beams, o.num_beams);
+  m(no_repeat_ngram_size, o.no_repeat_ngram_size), m(max_new_tokens, o.max_new_tokens);
+  m(pretrain_steps, o.pretrain_steps);
 }
 
 const std::vector<std::string>& known_methods() {

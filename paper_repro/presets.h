@@ -18,6 +18,12 @@ struct Hyper {
   std::optional<int64_t> epochs, batch_size, max_length, lora_r, max_train_examples,
       max_eval_examples, eval_every, max_steps;
   std::optional<std::string> schedule, optimizer, init_from;
+  // Causal-LM (NLG) runs only: loss label smoothing, warmup in steps (replaces warmup_ratio),
+  // generation (num_beams 1 = greedy, length_penalty, no_repeat_ngram_size, max_new_tokens), and
+  // the causal-LM self-pretraining of a built-in decoder (steps, learning rate).
+  std::optional<double> label_smoothing, length_penalty, pretrain_lr;
+  std::optional<int64_t> warmup_steps, num_beams, no_repeat_ngram_size, max_new_tokens,
+      pretrain_steps;
   // Fields set in `over` replace ours.
   void merge(const Hyper& over);
 };

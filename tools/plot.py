@@ -68,8 +68,10 @@ TASK_LABELS = {"mnli": "MNLI", "sst-2": "SST-2", "mrpc": "MRPC", "cola": "CoLA",
                "dart": "DART", "dialogsum": "DialogSum"}
 
 
-# Metrics in [0, 1] that the paper reports ×100; others (BLEU, ROUGE-L as stored) are shown as is.
-SCALE100 = {"accuracy", "f1", "matthews", "mcc", "pearson", "spearman"}
+# Metrics in [0, 1] that the paper reports ×100 (ROUGE-L F is stored as rouge-score gives it, in
+# [0, 1]); BLEU is stored 0..100 (sacrebleu) and shown as is.
+SCALE100 = {"accuracy", "f1", "matthews", "mcc", "pearson", "spearman", "rougeL"}
+METRIC_LABELS = {"bleu": "BLEU", "rougeL": "ROUGE-L"}
 
 
 class ResultsError(Exception):
@@ -628,10 +630,11 @@ def table_markdown(name, tb, paper):
     lines = [f"# {tb['title'] or name}", "",
              f"Experiment `{tb['experiment']}`, model `{tb['model']}`. Cells: ours as mean ± std "
              f"over seeds (n seeds in brackets when not 3), ×100 for accuracy/F1/correlation "
-             f"metrics; the paper's value after "
+             f"metrics and ROUGE-L; the paper's value after "
              f"\"/\" where recorded. #Tr. Params: trainable adapter parameters (mean over tasks "
              f"and seeds; a classifier head is not counted).", ""]
-    head = ["Method", "#Tr. Params"] + [f"{tlabel(t)} ({metric_of[t]})" for t in tasks] + ["Avg."]
+    head = ["Method", "#Tr. Params"] + [
+        f"{tlabel(t)} ({METRIC_LABELS.get(metric_of[t], metric_of[t])})" for t in tasks] + ["Avg."]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join(["---"] * len(head)) + "|")
     any_paper = False

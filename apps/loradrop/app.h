@@ -224,6 +224,11 @@ std::pair<double, double> pretrain(nn::EncoderForSequenceClassification& model, 
 
 }  // namespace ld::app
 
+namespace ld::repro {
+struct Preset;
+struct ExperimentPreset;
+}  // namespace ld::repro
+
 namespace ld::app {
 // Subcommands (commands.cpp, repro.cpp); each returns the process exit code.
 struct QuickstartOptions {
@@ -249,6 +254,15 @@ struct ReproOptions {
   bool list = false, plots = true;
 };
 int cmd_repro(const ReproOptions& o);
+// The NLG experiment of `loradrop repro` (nlg.cpp): causal-LM LoRA / LoRA-drop with a Llama
+// decoder on E2E, DART (BLEU) and DialogSum (ROUGE-L). An experiment is one when any of its tasks
+// is a generation task (then all must be).
+bool is_generation_experiment(const repro::ExperimentPreset& e);
+int run_nlg_experiment(const repro::Preset& pr, const repro::ExperimentPreset& e,
+                       const ReproOptions& ro);
+// The built-in decoders: "tiny-llama" (CI) and "small-llama" (self-pretrained in cpu-real), with
+// the tokenizer's vocabulary.
+nn::ModelConfig builtin_llama_config(const std::string& name, int64_t vocab_size);
 // Applies --threads / OMP settings.
 void setup_threads(const Settings& s);
 }  // namespace ld::app

@@ -165,6 +165,7 @@ int run_experiment(const repro::Preset& pr, const repro::ExperimentPreset& e,
     return kOk;
   }
   if (e.kind == "hyperparameters") return run_hyperparameters(pr, e, ro);
+  if (is_generation_experiment(e)) return run_nlg_experiment(pr, e, ro);
   const std::string dir = ro.out + "/" + pr.name;
   fs::create_directories(dir);
   const std::string h5 = dir + "/" + e.name + ".h5";

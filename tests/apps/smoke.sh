@@ -10,6 +10,11 @@ echo "$log" | tail -n 40
 [ $rc -eq 0 ] || { echo "smoke.sh: loradrop repro $exp failed (exit $rc)"; exit 1; }
 if echo "$log" | grep -q "skipped (disabled"; then exit 0; fi
 echo "$log" | grep -q "schema ok" || { echo "smoke.sh: no schema confirmation"; exit 1; }
+if [ "$exp" = nlg ]; then  # causal-LM runs (also when resumed): E2E BLEU, DialogSum ROUGE-L
+  for m in '"metric":"bleu"' '"metric":"rougeL"'; do
+    grep -q "$m" "$out/smoke/nlg.log.jsonl" || { echo "smoke.sh: no $m run in the nlg log"; exit 1; }
+  done
+fi
 python3 "$src/tools/plot.py" "$out/smoke/$exp.h5" --out "$out/smoke/${exp}_figures"
 prc=$?
 [ $prc -eq 77 ] && { echo "smoke.sh: plot step skipped (h5py/matplotlib missing)"; exit 77; }
