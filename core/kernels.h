@@ -5,6 +5,23 @@
 #include "core/functors.h"
 #include "core/tensor.h"
 
+namespace ld {
+// Saved per-row statistics (norm mean/rstd, cross-entropy lse, per-row loss and grad_row) are f32
+// for f32/bf16/f16 inputs and f64 for f64 ones, on both backends: statistics rounded to 8 mantissa
+// bits would shift every normalised value (and softmax probability) the backward recomputes.
+inline DType stat_dtype(DType t) { return t == DType::f64 ? DType::f64 : DType::f32; }
+
+// The saved statistics of the norm and cross-entropy kernels (mean/rstd, loss/lse/grad_row) must
+// be stat_dtype(input) on every backend; both check with this.
+inline void check_stats(const char* op, const Tensor& input, const Tensor& stat) {
+  if (!stat.defined()) return;
+  LD_CHECK(stat.dtype() == stat_dtype(input.dtype()),
+           "{}: statistics {} must be {} for input {} (f32 statistics for f32/bf16/f16 inputs, "
+           "f64 for f64)",
+           op, stat.desc(), dtype_name(stat_dtype(input.dtype())), input.desc());
+}
+}  // namespace ld
+
 namespace ld::cpu {
 #include "core/backend_api.inc"
 }  // namespace ld::cpu
@@ -18,6 +35,19 @@ namespace ld::cuda {
 #else
 #define LD_CUDA_ONLY(expr) ::ld::require_cuda(__func__)
 #endif
+
+// The floating dtypes including bf16/f16 (CPU kernels that widen each element on load).
+#define LD_DISPATCH_FLOAT_HALF(dt, name, ...)                                \
+  [&] {                                                                      \
+    switch (dt) {                                                            \
+      LD_DISPATCH_CASE(f32, float, __VA_ARGS__)                              \
+      LD_DISPATCH_CASE(f64, double, __VA_ARGS__)                             \
+      LD_DISPATCH_CASE(bf16, ::ld::bf16, __VA_ARGS__)                        \
+      LD_DISPATCH_CASE(f16, ::ld::f16, __VA_ARGS__)                          \
+      default:                                                               \
+        LD_FAIL("{}: dtype {} is not floating", name, ::ld::dtype_name(dt)); \
+    }                                                                        \
+  }()
 
 // Dispatches a backend call on the device of tensor `t`: LD_DISPATCH_DEVICE(t, unary, op, out, x,
 // s)

@@ -143,8 +143,8 @@ int main(int argc, char** argv) {
     Tensor x = randn_dev({R, C}, DType::bf16, 3),
            y = Tensor::empty({R, C}, DType::bf16, cuda_device());
     Tensor w = randn_dev({C}, DType::bf16, 4), bb = randn_dev({C}, DType::bf16, 5);
-    Tensor mean = Tensor::empty({R}, DType::bf16, cuda_device()),
-           rstd = Tensor::empty({R}, DType::bf16, cuda_device());
+    Tensor mean = Tensor::empty({R}, DType::f32, cuda_device()),  // statistics are f32
+        rstd = Tensor::empty({R}, DType::f32, cuda_device());
     const double rw = 2.0 * R * C * 2;
     membound("softmax_bf16", rw, [&] { cuda::softmax_fwd(y, x, Tensor(), false); });
     membound("layer_norm_bf16", rw, [&] { cuda::layer_norm_fwd(y, mean, rstd, x, w, bb, 1e-5); });

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "core/tensor.h"
@@ -113,5 +114,26 @@ inline Shape broadcast_strides(const Tensor& t, const Shape& out) {
     st[lead + i] = t.size(i) == 1 && out[lead + i] != 1 ? 0 : t.stride(i);
   return st;
 }
+
+// Widening load and narrowing store for kernels that accumulate in double over any floating type
+// (bf16/f16 convert through float, bit-identical to the CUDA conversions).
+template <class T>
+inline double wide(T v) {
+  if constexpr (std::is_same_v<T, bf16> || std::is_same_v<T, f16>)
+    return static_cast<double>(static_cast<float>(v));
+  else
+    return static_cast<double>(v);
+}
+template <class T>
+inline T narrow(double v) {
+  if constexpr (std::is_same_v<T, bf16> || std::is_same_v<T, f16>)
+    return T(static_cast<float>(v));
+  else
+    return static_cast<T>(v);
+}
+
+// The C++ type of stat_dtype(dtype_of<T>): double for double, float otherwise.
+template <class T>
+using stat_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 }  // namespace ld::cpu

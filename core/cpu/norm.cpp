@@ -1,6 +1,7 @@
-// CPU LayerNorm and RMSNorm over the last dim (scalar reference, f64 accumulation).
-// x/y/dx/dy are contiguous [rows, n]; mean/rstd are [rows] in x's dtype; w, b, dw, db are [n] and
-// may be undefined (no affine / no gradient wanted).
+// CPU LayerNorm and RMSNorm over the last dim (scalar reference, f64 accumulation; f32/f64 and,
+// widened on load, bf16/f16). x/y/dx/dy are contiguous [rows, n]; mean/rstd are [rows] in
+// stat_dtype(x) (f64 for f64, else f32); w, b, dw, db are [n] in x's dtype and may be undefined
+// (no affine / no gradient wanted).
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -34,7 +35,7 @@ void column_sums(T* out, int64_t rows, int64_t n, Term term) {
     double acc[kBlock] = {};
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = j0; j < j1; ++j) acc[j - j0] += term(r, j);
-    for (int64_t j = j0; j < j1; ++j) out[j] = static_cast<T>(acc[j - j0]);
+    for (int64_t j = j0; j < j1; ++j) out[j] = narrow<T>(acc[j - j0]);
   });
 }
 
@@ -42,35 +43,38 @@ void column_sums(T* out, int64_t rows, int64_t n, Term term) {
 
 void layer_norm_fwd(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,
                     const Tensor& w, const Tensor& b, double eps) {
+  check_stats("layer_norm_fwd", x, mean);
+  check_stats("layer_norm_fwd", x, rstd);
   const int64_t n = row_width(x), rows = n == 0 ? 0 : x.numel() / n;
-  LD_DISPATCH_FLOAT(x.dtype(), "layer_norm_fwd", [&] {
+  LD_DISPATCH_FLOAT_HALF(x.dtype(), "layer_norm_fwd", [&] {
     using T = scalar_t;
+    using S = stat_t<T>;
     const T* xp = static_cast<const T*>(x.raw_data());
     const T* wp = ptr_or_null<T>(w);
     const T* bp = ptr_or_null<T>(b);
     T* yp = static_cast<T*>(y.raw_data());
-    T* mp = static_cast<T*>(mean.raw_data());
-    T* rp = static_cast<T*>(rstd.raw_data());
+    S* mp = static_cast<S*>(mean.raw_data());
+    S* rp = static_cast<S*>(rstd.raw_data());
     parallel_for(rows, n, [&](int64_t r) {
       const T* xr = xp + r * n;
       T* yr = yp + r * n;
       double s = 0;
-      for (int64_t j = 0; j < n; ++j) s += xr[j];
+      for (int64_t j = 0; j < n; ++j) s += wide(xr[j]);
       const double mu = s / static_cast<double>(n);
       double ss = 0;  // two-pass variance: no cancellation for rows with a large mean
       for (int64_t j = 0; j < n; ++j) {
-        const double c = xr[j] - mu;
+        const double c = wide(xr[j]) - mu;
         ss += c * c;
       }
       const double rs = 1.0 / std::sqrt(ss / static_cast<double>(n) + eps);
       for (int64_t j = 0; j < n; ++j) {
-        double v = (xr[j] - mu) * rs;
-        if (wp) v *= wp[j];
-        if (bp) v += bp[j];
-        yr[j] = static_cast<T>(v);
+        double v = (wide(xr[j]) - mu) * rs;
+        if (wp) v *= wide(wp[j]);
+        if (bp) v += wide(bp[j]);
+        yr[j] = narrow<T>(v);
       }
-      mp[r] = static_cast<T>(mu);
-      rp[r] = static_cast<T>(rs);
+      mp[r] = static_cast<S>(mu);
+      rp[r] = static_cast<S>(rs);
     });
   });
 }
@@ -79,13 +83,16 @@ void layer_norm_fwd(const Tensor& y, const Tensor& mean, const Tensor& rstd, con
 // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), dw = sum_rows dy * xhat, db = sum_rows dy.
 void layer_norm_bwd(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
                     const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& w) {
+  check_stats("layer_norm_bwd", x, mean);
+  check_stats("layer_norm_bwd", x, rstd);
   const int64_t n = row_width(x), rows = n == 0 ? 0 : x.numel() / n;
-  LD_DISPATCH_FLOAT(x.dtype(), "layer_norm_bwd", [&] {
+  LD_DISPATCH_FLOAT_HALF(x.dtype(), "layer_norm_bwd", [&] {
     using T = scalar_t;
+    using S = stat_t<T>;
     const T* xp = static_cast<const T*>(x.raw_data());
     const T* gp = static_cast<const T*>(dy.raw_data());
-    const T* mp = static_cast<const T*>(mean.raw_data());
-    const T* rp = static_cast<const T*>(rstd.raw_data());
+    const S* mp = static_cast<const S*>(mean.raw_data());
+    const S* rp = static_cast<const S*>(rstd.raw_data());
     const T* wp = ptr_or_null<T>(w);
     if (T* dxp = mut_ptr_or_null<T>(dx)) {
       parallel_for(rows, 2 * n, [&](int64_t r) {
@@ -94,52 +101,54 @@ void layer_norm_bwd(const Tensor& dx, const Tensor& dw, const Tensor& db, const 
         const double mu = mp[r], rs = rp[r];
         double sg = 0, sgx = 0;
         for (int64_t j = 0; j < n; ++j) {
-          const double g = wp ? double(gr[j]) * wp[j] : double(gr[j]);
+          const double g = wp ? wide(gr[j]) * wide(wp[j]) : wide(gr[j]);
           sg += g;
-          sgx += g * (xr[j] - mu) * rs;
+          sgx += g * (wide(xr[j]) - mu) * rs;
         }
         sg /= static_cast<double>(n);
         sgx /= static_cast<double>(n);
         T* dr = dxp + r * n;
         for (int64_t j = 0; j < n; ++j) {
-          const double g = wp ? double(gr[j]) * wp[j] : double(gr[j]);
-          const double xh = (xr[j] - mu) * rs;
-          dr[j] = static_cast<T>(rs * (g - sg - xh * sgx));
+          const double g = wp ? wide(gr[j]) * wide(wp[j]) : wide(gr[j]);
+          const double xh = (wide(xr[j]) - mu) * rs;
+          dr[j] = narrow<T>(rs * (g - sg - xh * sgx));
         }
       });
     }
     if (T* dwp = mut_ptr_or_null<T>(dw)) {
       column_sums(dwp, rows, n, [&](int64_t r, int64_t j) {
-        return double(gp[r * n + j]) * ((xp[r * n + j] - double(mp[r])) * rp[r]);
+        return wide(gp[r * n + j]) * ((wide(xp[r * n + j]) - double(mp[r])) * double(rp[r]));
       });
     }
     if (T* dbp = mut_ptr_or_null<T>(db)) {
-      column_sums(dbp, rows, n, [&](int64_t r, int64_t j) { return double(gp[r * n + j]); });
+      column_sums(dbp, rows, n, [&](int64_t r, int64_t j) { return wide(gp[r * n + j]); });
     }
   });
 }
 
 void rms_norm_fwd(const Tensor& y, const Tensor& rstd, const Tensor& x, const Tensor& w,
                   double eps) {
+  check_stats("rms_norm_fwd", x, rstd);
   const int64_t n = row_width(x), rows = n == 0 ? 0 : x.numel() / n;
-  LD_DISPATCH_FLOAT(x.dtype(), "rms_norm_fwd", [&] {
+  LD_DISPATCH_FLOAT_HALF(x.dtype(), "rms_norm_fwd", [&] {
     using T = scalar_t;
+    using S = stat_t<T>;
     const T* xp = static_cast<const T*>(x.raw_data());
     const T* wp = ptr_or_null<T>(w);
     T* yp = static_cast<T*>(y.raw_data());
-    T* rp = static_cast<T*>(rstd.raw_data());
+    S* rp = static_cast<S*>(rstd.raw_data());
     parallel_for(rows, n, [&](int64_t r) {
       const T* xr = xp + r * n;
       T* yr = yp + r * n;
       double ss = 0;
-      for (int64_t j = 0; j < n; ++j) ss += double(xr[j]) * xr[j];
+      for (int64_t j = 0; j < n; ++j) ss += wide(xr[j]) * wide(xr[j]);
       const double rs = 1.0 / std::sqrt(ss / static_cast<double>(n) + eps);
       for (int64_t j = 0; j < n; ++j) {
-        double v = xr[j] * rs;
-        if (wp) v *= wp[j];
-        yr[j] = static_cast<T>(v);
+        double v = wide(xr[j]) * rs;
+        if (wp) v *= wide(wp[j]);
+        yr[j] = narrow<T>(v);
       }
-      rp[r] = static_cast<T>(rs);
+      rp[r] = static_cast<S>(rs);
     });
   });
 }
@@ -147,12 +156,14 @@ void rms_norm_fwd(const Tensor& y, const Tensor& rstd, const Tensor& x, const Te
 // xhat = x * rstd, g = dy * w: dx = rstd * (g - xhat * mean(g * xhat)), dw = sum_rows dy * xhat.
 void rms_norm_bwd(const Tensor& dx, const Tensor& dw, const Tensor& dy, const Tensor& x,
                   const Tensor& rstd, const Tensor& w) {
+  check_stats("rms_norm_bwd", x, rstd);
   const int64_t n = row_width(x), rows = n == 0 ? 0 : x.numel() / n;
-  LD_DISPATCH_FLOAT(x.dtype(), "rms_norm_bwd", [&] {
+  LD_DISPATCH_FLOAT_HALF(x.dtype(), "rms_norm_bwd", [&] {
     using T = scalar_t;
+    using S = stat_t<T>;
     const T* xp = static_cast<const T*>(x.raw_data());
     const T* gp = static_cast<const T*>(dy.raw_data());
-    const T* rp = static_cast<const T*>(rstd.raw_data());
+    const S* rp = static_cast<const S*>(rstd.raw_data());
     const T* wp = ptr_or_null<T>(w);
     if (T* dxp = mut_ptr_or_null<T>(dx)) {
       parallel_for(rows, 2 * n, [&](int64_t r) {
@@ -161,20 +172,20 @@ void rms_norm_bwd(const Tensor& dx, const Tensor& dw, const Tensor& dy, const Te
         const double rs = rp[r];
         double sgx = 0;
         for (int64_t j = 0; j < n; ++j) {
-          const double g = wp ? double(gr[j]) * wp[j] : double(gr[j]);
-          sgx += g * xr[j] * rs;
+          const double g = wp ? wide(gr[j]) * wide(wp[j]) : wide(gr[j]);
+          sgx += g * wide(xr[j]) * rs;
         }
         sgx /= static_cast<double>(n);
         T* dr = dxp + r * n;
         for (int64_t j = 0; j < n; ++j) {
-          const double g = wp ? double(gr[j]) * wp[j] : double(gr[j]);
-          dr[j] = static_cast<T>(rs * (g - xr[j] * rs * sgx));
+          const double g = wp ? wide(gr[j]) * wide(wp[j]) : wide(gr[j]);
+          dr[j] = narrow<T>(rs * (g - wide(xr[j]) * rs * sgx));
         }
       });
     }
     if (T* dwp = mut_ptr_or_null<T>(dw)) {
       column_sums(dwp, rows, n, [&](int64_t r, int64_t j) {
-        return double(gp[r * n + j]) * xp[r * n + j] * double(rp[r]);
+        return wide(gp[r * n + j]) * wide(xp[r * n + j]) * double(rp[r]);
       });
     }
   });

@@ -1,6 +1,7 @@
 // CUDA softmax / log-softmax over the last dim with an optional additive (broadcast) mask, and
 // cross-entropy fused with log-softmax. A warp per row up to 1024 columns, a block per row above;
-// f32 statistics. Fully masked rows give softmax 0 / log-softmax -inf, as on the CPU.
+// f32 statistics (cross-entropy saves lse/loss and reads grad_row in f32, f64 for f64). Fully
+// masked rows give softmax 0 / log-softmax -inf, as on the CPU.
 #include "core/cuda/common.cuh"
 #include "core/kernels.h"
 
@@ -100,10 +101,11 @@ __global__ void softmax_bwd_kernel(T* dx, const T* y, const T* dy, int64_t rows,
   }
 }
 
-// One block per row of logits [N, C]: lse and loss = lse - logit[target] (0 when ignored).
+// One block per row of logits [N, C]: lse and loss = lse - logit[target] (0 when ignored), both
+// saved unrounded in acc_t<T> (= stat_dtype: f32, f64 for f64).
 template <class T>
-__global__ void cross_entropy_fwd_kernel(T* loss, T* lse_out, const T* logits, const int64_t* tg,
-                                         int64_t C, int64_t ignore_index) {
+__global__ void cross_entropy_fwd_kernel(acc_t<T>* loss, acc_t<T>* lse_out, const T* logits,
+                                         const int64_t* tg, int64_t C, int64_t ignore_index) {
   using A = acc_t<T>;
   __shared__ A shm[32];
   const int64_t row = blockIdx.x;
@@ -117,20 +119,20 @@ __global__ void cross_entropy_fwd_kernel(T* loss, T* lse_out, const T* logits, c
   if (threadIdx.x == 0) {
     const A l = m + ::log(s);
     const int64_t t = tg[row];
-    lse_out[row] = from_acc<T>(l);
-    loss[row] = t == ignore_index ? from_acc<T>(A(0)) : from_acc<T>(l - to_acc(xr[t]));
+    lse_out[row] = l;
+    loss[row] = t == ignore_index ? A(0) : l - to_acc(xr[t]);
   }
 }
 
 template <class T>
-__global__ void cross_entropy_bwd_kernel(T* dl, const T* grad_row, int64_t g_stride,
-                                         const T* logits, const T* lse, const int64_t* tg,
+__global__ void cross_entropy_bwd_kernel(T* dl, const acc_t<T>* grad_row, int64_t g_stride,
+                                         const T* logits, const acc_t<T>* lse, const int64_t* tg,
                                          int64_t N, int64_t C, int64_t ignore_index) {
   using A = acc_t<T>;
   const int64_t row = blockIdx.x;
   if (row >= N) return;
   const int64_t t = tg[row];
-  const A g = to_acc(grad_row[row * g_stride]), l = to_acc(lse[row]);
+  const A g = grad_row[row * g_stride], l = lse[row];
   for (int64_t j = int64_t(blockIdx.y) * blockDim.x + threadIdx.x; j < C;
        j += int64_t(gridDim.y) * blockDim.x) {
     A p = t == ignore_index ? A(0)
@@ -188,12 +190,15 @@ void softmax_bwd(const Tensor& dx, const Tensor& y, const Tensor& dy, bool log) 
 void cross_entropy_fwd(const Tensor& loss, const Tensor& lse, const Tensor& logits,
                        const Tensor& targets, int64_t ignore_index) {
   LD_NVTX_FN();
+  check_stats("cross_entropy_fwd", logits, loss);
+  check_stats("cross_entropy_fwd", logits, lse);
   const int64_t N = logits.size(0), C = logits.size(1);
   if (N == 0) return;
   LD_CUDA_DISPATCH_FLOAT(logits.dtype(), "cross_entropy_fwd", [&] {
     using T = scalar_t;
+    using A = acc_t<T>;
     cross_entropy_fwd_kernel<T>
-        <<<N, kBlock, 0, current_stream()>>>(dptr<T>(loss), dptr<T>(lse), dptr<const T>(logits),
+        <<<N, kBlock, 0, current_stream()>>>(dptr<A>(loss), dptr<A>(lse), dptr<const T>(logits),
                                              dptr<const int64_t>(targets), C, ignore_index);
     LD_CUDA_LAUNCH_CHECK();
   });
@@ -202,6 +207,8 @@ void cross_entropy_fwd(const Tensor& loss, const Tensor& lse, const Tensor& logi
 void cross_entropy_bwd(const Tensor& dlogits, const Tensor& grad_row, const Tensor& logits,
                        const Tensor& lse, const Tensor& targets, int64_t ignore_index) {
   LD_NVTX_FN();
+  check_stats("cross_entropy_bwd", logits, grad_row);
+  check_stats("cross_entropy_bwd", logits, lse);
   const int64_t N = logits.size(0), C = logits.size(1);
   if (N == 0 || C == 0) return;
   LD_CUDA_DISPATCH_FLOAT(logits.dtype(), "cross_entropy_bwd", [&] {
@@ -210,8 +217,8 @@ void cross_entropy_bwd(const Tensor& dlogits, const Tensor& grad_row, const Tens
               static_cast<unsigned>(std::min<int64_t>(ceil_div(C, kBlock), 64)));
     const int64_t gs = grad_row.dim() == 0 ? 0 : grad_row.stride(0);
     cross_entropy_bwd_kernel<T><<<grid, kBlock, 0, current_stream()>>>(
-        dptr<T>(dlogits), dptr<const T>(grad_row), gs, dptr<const T>(logits), dptr<const T>(lse),
-        dptr<const int64_t>(targets), N, C, ignore_index);
+        dptr<T>(dlogits), dptr<const acc_t<T>>(grad_row), gs, dptr<const T>(logits),
+        dptr<const acc_t<T>>(lse), dptr<const int64_t>(targets), N, C, ignore_index);
     LD_CUDA_LAUNCH_CHECK();
   });
 }

@@ -103,9 +103,9 @@ Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, double eps)
   Tensor wd = w.defined() ? w.detach().contiguous() : Tensor();
   Tensor bd = b.defined() ? b.detach().contiguous() : Tensor();
   Tensor y = Tensor::empty(xs, x.dtype(), x.device());
-  // mean/rstd have x's dtype, as both backends read and write them (accumulation is wider).
-  Tensor mean = Tensor::empty({rows}, x.dtype(), x.device());
-  Tensor rstd = Tensor::empty({rows}, x.dtype(), x.device());
+  // Saved statistics are f32 (f64 for f64 inputs) on both backends: bf16 ones would shift xhat.
+  Tensor mean = Tensor::empty({rows}, stat_dtype(x.dtype()), x.device());
+  Tensor rstd = Tensor::empty({rows}, stat_dtype(x.dtype()), x.device());
   Tensor y2 = y.view({rows, n});
   LD_DISPATCH_DEVICE(x, layer_norm_fwd, y2, mean, rstd, x2, wd, bd, eps);
   if (!needs_grad({&x, &w, &b})) return y;
@@ -133,7 +133,7 @@ Tensor rms_norm(const Tensor& x, const Tensor& w, double eps) {
   Tensor x2 = x.detach().contiguous().view({rows, n});
   Tensor wd = w.defined() ? w.detach().contiguous() : Tensor();
   Tensor y = Tensor::empty(xs, x.dtype(), x.device());
-  Tensor rstd = Tensor::empty({rows}, x.dtype(), x.device());
+  Tensor rstd = Tensor::empty({rows}, stat_dtype(x.dtype()), x.device());  // as layer_norm
   Tensor y2 = y.view({rows, n});
   LD_DISPATCH_DEVICE(x, rms_norm_fwd, y2, rstd, x2, wd, eps);
   if (!needs_grad(x, w)) return y;
@@ -242,9 +242,10 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
       ++count;
     }
   }
-  // Per-row loss/lse (and grad_row in backward) have the logits' dtype, as both backends read and
-  // write them (the kernels accumulate in f32 or wider).
-  const DType sdt = logits.dtype();
+  // Per-row loss/lse (and grad_row in backward) are statistics: f32 (f64 for f64 logits) on both
+  // backends, so a bf16 lse cannot skew the softmax the backward recomputes and the mean is taken
+  // over unrounded row losses. The result has the logits' dtype.
+  const DType sdt = stat_dtype(logits.dtype());
   Tensor xc = logits.detach().contiguous();
   Tensor loss = Tensor::empty({N}, sdt, logits.device());
   Tensor lse = Tensor::empty({N}, sdt, logits.device());
@@ -256,11 +257,12 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
     const double inv =
         count > 0 ? 1.0 / static_cast<double>(count) : std::numeric_limits<double>::quiet_NaN();
     out = mul(sum(loss), inv);
+    if (out.dtype() != logits.dtype()) out = out.to(logits.dtype());
   }
   const double row_scale = count > 0 ? 1.0 / static_cast<double>(count) : 0.0;
   return record("cross_entropy", out, {logits}, [=](const Tensor& g) {
     Tensor grad_row = mul(g.to(sdt).reshape({1}).expand({N}), row_scale);
-    Tensor dl = Tensor::empty({N, C}, g.dtype(), g.device());
+    Tensor dl = Tensor::empty({N, C}, xc.dtype(), g.device());
     LD_DISPATCH_DEVICE(g, cross_entropy_bwd, dl, grad_row, xc, lse, tc, ignore_index);
     return std::vector<Tensor>{dl};
   });

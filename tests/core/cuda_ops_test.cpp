@@ -325,6 +325,90 @@ TEST(CudaNnParity, NormsSoftmaxLossRope) {
   }
 }
 
+#ifdef LD_WITH_CUDA
+// Leaf copies of `ts` on device d (requiring grad), for running one op on both backends.
+std::vector<Tensor> leaves_on(const std::vector<Tensor>& ts, Device d) {
+  std::vector<Tensor> out;
+  for (const Tensor& t : ts) out.push_back(t.to(d).clone().detach().set_requires_grad(true));
+  return out;
+}
+
+// The saved statistics are f32 for bf16/f16 rows on both backends (core/dtype.h stat_dtype): the
+// CUDA kernels' mean/rstd/lse match the CPU kernels' on the same rounded values to f32 accuracy
+// (the sums differ only in order), statistics in the input dtype are refused, and the op's
+// forward and gradients in bf16/f16 agree across backends within one output rounding (2^-8
+// relative for bf16) on rows with a large mean, where a rounded mean would be off by up to 0.125.
+TEST(CudaNnParity, SavedStatisticsF32ForHalfInputs) {
+  LD_REQUIRE_CUDA();
+  const Device g = cuda_device();
+  for (DType dt : {DType::bf16, DType::f16}) {
+    SCOPED_TRACE(dtype_name(dt));
+    const Tol tol = dt == DType::bf16 ? Tol{1e-2, 1e-2} : Tol{2e-3, 2e-3};
+    for (int64_t n : {7, 768, 1500}) {
+      SCOPED_TRACE("n = " + std::to_string(n));
+      const int64_t rows = 6;
+      Tensor x = add(rn({rows, n}, 60), 37.0).to(dt), w = rn({n}, 61).to(dt),
+             b = rn({n}, 62).to(dt), dy = rn({rows, n}, 63).to(dt);
+      Tensor yc = Tensor::empty({rows, n}, dt), mc = Tensor::empty({rows}, DType::f32),
+             rc = Tensor::empty({rows}, DType::f32);
+      Tensor yg = Tensor::empty({rows, n}, dt, g), mg = Tensor::empty({rows}, DType::f32, g),
+             rg = Tensor::empty({rows}, DType::f32, g);
+      cpu::layer_norm_fwd(yc, mc, rc, x, w, b, 1e-5);
+      cuda::layer_norm_fwd(yg, mg, rg, x.to(g), w.to(g), b.to(g), 1e-5);
+      EXPECT_CLOSE(mg.to(kCPU), mc, 1e-6, 1e-6);
+      EXPECT_CLOSE(rg.to(kCPU), rc, 1e-6, 1e-5);
+      cpu::rms_norm_fwd(yc, rc, x, w, 1e-6);
+      cuda::rms_norm_fwd(yg, rg, x.to(g), w.to(g), 1e-6);
+      EXPECT_CLOSE(rg.to(kCPU), rc, 1e-8, 1e-5);
+      EXPECT_THROW(cuda::layer_norm_fwd(yg, mg.to(dt), rg.to(dt), x.to(g), w.to(g), b.to(g), 1e-5),
+                   Error);
+      EXPECT_THROW(cuda::rms_norm_fwd(yg, rg.to(dt), x.to(g), w.to(g), 1e-6), Error);
+      std::vector<Tensor> ic = leaves_on({x, w, b}, kCPU), ig = leaves_on({x, w, b}, g);
+      Tensor oc = layer_norm(ic[0], ic[1], ic[2], 1e-5), og = layer_norm(ig[0], ig[1], ig[2], 1e-5);
+      oc.backward(dy);
+      og.backward(dy.to(g));
+      EXPECT_CLOSE(og.to(kCPU, DType::f32), oc.to(DType::f32), tol.atol, tol.rtol);
+      for (size_t i = 0; i < ic.size(); ++i) {
+        SCOPED_TRACE("layer_norm gradient of input " + std::to_string(i));
+        EXPECT_CLOSE(ig[i].grad().to(kCPU, DType::f32), ic[i].grad().to(DType::f32), tol.atol,
+                     tol.rtol);
+      }
+      ic = leaves_on({x, w}, kCPU);
+      ig = leaves_on({x, w}, g);
+      oc = rms_norm(ic[0], ic[1], 1e-6);
+      og = rms_norm(ig[0], ig[1], 1e-6);
+      oc.backward(dy);
+      og.backward(dy.to(g));
+      EXPECT_CLOSE(og.to(kCPU, DType::f32), oc.to(DType::f32), tol.atol, tol.rtol);
+      for (size_t i = 0; i < ic.size(); ++i) {
+        SCOPED_TRACE("rms_norm gradient of input " + std::to_string(i));
+        EXPECT_CLOSE(ig[i].grad().to(kCPU, DType::f32), ic[i].grad().to(DType::f32), tol.atol,
+                     tol.rtol);
+      }
+    }
+    // Cross-entropy: logits near 40 (a rounded lse would be off by up to 0.125 in bf16).
+    const int64_t N = 11, C = 37;
+    Tensor logits = add(mul(rn({N, C}, 64), 3.0), 40.0).to(dt);
+    Tensor targets = Tensor::from_vector<int64_t>({0, 5, 36, -100, 3, 3, 8, 9, 10, -100, 2}, {N});
+    Tensor lc = Tensor::empty({N}, DType::f32), sc = Tensor::empty({N}, DType::f32);
+    Tensor lg = Tensor::empty({N}, DType::f32, g), sg = Tensor::empty({N}, DType::f32, g);
+    cpu::cross_entropy_fwd(lc, sc, logits, targets, -100);
+    cuda::cross_entropy_fwd(lg, sg, logits.to(g), targets.to(g), -100);
+    EXPECT_CLOSE(sg.to(kCPU), sc, 1e-6, 1e-6);
+    EXPECT_CLOSE(lg.to(kCPU), lc, 1e-5, 1e-5);
+    EXPECT_THROW(cuda::cross_entropy_fwd(lg, sg.to(dt), logits.to(g), targets.to(g), -100), Error);
+    std::vector<Tensor> ic = leaves_on({logits}, kCPU), ig = leaves_on({logits}, g);
+    Tensor oc = cross_entropy(ic[0], targets), og = cross_entropy(ig[0], targets.to(g));
+    EXPECT_EQ(og.dtype(), dt);
+    EXPECT_NEAR(og.to(kCPU, DType::f64).item(), oc.to(DType::f64).item(),
+                tol.rtol * std::abs(oc.to(DType::f64).item()));
+    oc.backward();
+    og.backward();
+    EXPECT_CLOSE(ig[0].grad().to(kCPU, DType::f32), ic[0].grad().to(DType::f32), 1e-6, tol.rtol);
+  }
+}
+#endif
+
 TEST(CudaNnParity, EmbeddingAndIndex) {
   LD_REQUIRE_CUDA();
   for (DType dt : kDtypes) {

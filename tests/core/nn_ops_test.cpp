@@ -2,8 +2,10 @@
 // hand-computed forward values, f64 finite-difference gradients, and bad input.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "core/kernels.h"
 #include "core/ops.h"
@@ -177,6 +179,46 @@ TEST(CrossEntropyGolden, AllIgnoredIsNanWithZeroGradient) {
   EXPECT_TRUE(std::isnan(l.item()));
   l.backward();
   EXPECT_EQ(sum(abs(x.grad())).item(), 0.0);
+}
+
+// The saved lse and per-row losses are f32 for bf16 logits (f64 for f64): logits near 40 put a
+// bf16 lse off by up to 0.125, which would scale every softmax probability by up to e^0.125.
+TEST(CrossEntropyGolden, Bf16LogitsSaveF32LseAndMatchF32Reference) {
+  const int64_t N = 6, C = 37;
+  Tensor logits = add(test::randn({N, C}, 14, DType::f64, 3.0), 40.0).to(DType::bf16);
+  Tensor t = ids_tensor({0, 5, 36, -100, 3, 8}, {N});
+  // Kernel contract: lse/loss in f32, equal to the f64 values of the same bf16 logits.
+  Tensor loss = Tensor::empty({N}, DType::f32), lse = Tensor::empty({N}, DType::f32);
+  cpu::cross_entropy_fwd(loss, lse, logits, t, -100);
+  const std::vector<double> xv = logits.to(DType::f64).to_vector<double>();
+  const std::vector<float> lv = lse.to_vector<float>(), ls = loss.to_vector<float>();
+  const std::vector<int64_t> tv = t.to_vector<int64_t>();
+  for (int64_t r = 0; r < N; ++r) {
+    double m = -1e300, s = 0;
+    for (int64_t j = 0; j < C; ++j) m = std::max(m, xv[r * C + j]);
+    for (int64_t j = 0; j < C; ++j) s += std::exp(xv[r * C + j] - m);
+    const double l = m + std::log(s);
+    EXPECT_NEAR(lv[r], l, 1e-7 * l) << "row " << r;
+    EXPECT_NEAR(ls[r], tv[r] == -100 ? 0.0 : l - xv[r * C + tv[r]], 1e-5) << "row " << r;
+  }
+  expect_error([&] { cpu::cross_entropy_fwd(loss, lse.to(DType::bf16), logits, t, -100); },
+               {"cross_entropy_fwd", "statistics", "must be f32"});
+  expect_error(
+      [&] {
+        cpu::cross_entropy_bwd(Tensor::empty({N, C}, DType::bf16), Tensor::empty({N}, DType::bf16),
+                               logits, lse, t, -100);
+      },
+      {"cross_entropy_bwd", "must be f32"});
+  // Op layer: bf16 loss and gradient against the f32 op on the same bf16 values (bf16 output
+  // rounding, 2^-9 relative; the gradients span a few decades, so the absolute part is tiny).
+  Tensor x16 = logits.clone().detach().set_requires_grad(true);
+  Tensor x32 = logits.to(DType::f32).detach().set_requires_grad(true);
+  Tensor l16 = cross_entropy(x16, t), l32 = cross_entropy(x32, t);
+  EXPECT_EQ(l16.dtype(), DType::bf16);
+  EXPECT_NEAR(l16.to(DType::f64).item(), l32.item(), 8e-3 * std::abs(l32.item()));
+  l16.backward();
+  l32.backward();
+  EXPECT_CLOSE(x16.grad().to(DType::f32), x32.grad(), 1e-7, 8e-3);
 }
 
 TEST(CrossEntropyGradCheck, OddShapeNonContiguousWithIgnoredRow) {

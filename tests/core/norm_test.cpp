@@ -1,9 +1,14 @@
 // Tests of layer_norm and rms_norm: hand-computed rows, f64 finite-difference gradients (with and
-// without affine parameters, odd and non-contiguous shapes), f32 vs f64, and bad input.
+// without affine parameters, odd and non-contiguous shapes), f32 vs f64, the saved statistics'
+// dtype (f32 for bf16/f16 rows), bf16 gradients against an f32 reference, and bad input.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
 
+#include "core/kernels.h"
 #include "core/ops.h"
 #include "tests/core/nn_test_util.h"
 #include "tests/test_util.h"
@@ -111,4 +116,100 @@ TEST(RmsNormBadInput, WeightShape) {
       },
       {"weight", "[8]", "[4, 8]", "[4]"});
   expect_error([&] { rms_norm(Tensor::zeros({4, 8}), Tensor::ones({8}), -1.0); }, {"eps"});
+}
+
+// ---------------- saved statistics: f32 for f32/bf16/f16 rows, f64 for f64 ----------------
+
+// Rows with a large mean: bf16 has 8 mantissa bits, so a mean near 37 saved in bf16 would be off by
+// up to 0.125 (half its spacing of 0.25 there), a shift of 0.125 * rstd in every recomputed xhat.
+Tensor large_mean_rows(const Shape& s, uint64_t seed) {
+  return add(test::randn(s, seed), 37.0).to(DType::bf16);
+}
+
+TEST(NormStatsGolden, Bf16RowsSaveUnroundedF32Statistics) {
+  EXPECT_EQ(stat_dtype(DType::bf16), DType::f32);
+  EXPECT_EQ(stat_dtype(DType::f16), DType::f32);
+  EXPECT_EQ(stat_dtype(DType::f32), DType::f32);
+  EXPECT_EQ(stat_dtype(DType::f64), DType::f64);
+  const int64_t rows = 4, n = 33;
+  Tensor x = large_mean_rows({rows, n}, 21);
+  Tensor y = Tensor::empty({rows, n}, DType::bf16);
+  Tensor mean = Tensor::empty({rows}, DType::f32), rstd = Tensor::empty({rows}, DType::f32);
+  cpu::layer_norm_fwd(y, mean, rstd, x, Tensor(), Tensor(), 1e-5);
+  Tensor rrms = Tensor::empty({rows}, DType::f32);
+  cpu::rms_norm_fwd(y, rrms, x, Tensor(), 1e-5);
+  // f64 statistics of the same bf16 values; the saved ones are these rounded to f32 (2^-24).
+  const std::vector<double> xv = x.to(DType::f64).to_vector<double>();
+  const std::vector<float> mv = mean.to_vector<float>(), rv = rstd.to_vector<float>(),
+                           qv = rrms.to_vector<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    double s = 0, ss = 0, sq = 0;
+    for (int64_t j = 0; j < n; ++j) s += xv[r * n + j];
+    const double mu = s / n;
+    for (int64_t j = 0; j < n; ++j) {
+      ss += (xv[r * n + j] - mu) * (xv[r * n + j] - mu);
+      sq += xv[r * n + j] * xv[r * n + j];
+    }
+    EXPECT_NEAR(mv[r], mu, 1e-7 * std::abs(mu)) << "row " << r;
+    EXPECT_NEAR(rv[r], 1.0 / std::sqrt(ss / n + 1e-5), 1e-6) << "row " << r;
+    EXPECT_NEAR(qv[r], 1.0 / std::sqrt(sq / n + 1e-5), 1e-8) << "row " << r;
+    // The bf16 rounding of the mean is what the f32 statistics avoid.
+    EXPECT_GT(std::abs(static_cast<float>(bf16(static_cast<float>(mu))) - mu), 1e-4)
+        << "row " << r << ": pick rows whose mean bf16 cannot hold";
+  }
+  // f64 rows keep f64 statistics.
+  Tensor xd = x.to(DType::f64), yd = Tensor::empty({rows, n}, DType::f64);
+  Tensor md = Tensor::empty({rows}, DType::f64), rd = Tensor::empty({rows}, DType::f64);
+  cpu::layer_norm_fwd(yd, md, rd, xd, Tensor(), Tensor(), 1e-5);
+  EXPECT_CLOSE(md, mean.to(DType::f64), 1e-5, 1e-7);
+}
+
+TEST(NormStatsBadInput, StatisticsInTheInputDtypeAreRefused) {
+  Tensor x = large_mean_rows({2, 8}, 22), y = Tensor::empty({2, 8}, DType::bf16);
+  Tensor m16 = Tensor::empty({2}, DType::bf16), m32 = Tensor::empty({2}, DType::f32);
+  expect_error([&] { cpu::layer_norm_fwd(y, m16, m32, x, Tensor(), Tensor(), 1e-5); },
+               {"layer_norm_fwd", "statistics", "[2] bf16", "must be f32"});
+  expect_error([&] { cpu::rms_norm_fwd(y, m16, x, Tensor(), 1e-5); }, {"rms_norm_fwd", "f32"});
+  Tensor xd = x.to(DType::f64), yd = Tensor::empty({2, 8}, DType::f64);
+  expect_error([&] { cpu::rms_norm_fwd(yd, m32, xd, Tensor(), 1e-5); }, {"must be f64"});
+}
+
+// Runs f forward and backward (upstream gradient dy) in dtype dt on the same bf16 inputs; returns
+// the output and every input's gradient, in f32.
+std::vector<Tensor> fwd_bwd(const std::function<Tensor(const std::vector<Tensor>&)>& f,
+                            const std::vector<Tensor>& in_bf16, const Tensor& dy_bf16, DType dt) {
+  std::vector<Tensor> in;
+  for (const Tensor& t : in_bf16) in.push_back(t.to(dt).clone().detach().set_requires_grad(true));
+  Tensor y = f(in);
+  y.backward(dy_bf16.to(dt));
+  std::vector<Tensor> out = {y.detach().to(DType::f32)};
+  for (const Tensor& t : in) out.push_back(t.grad().to(DType::f32));
+  return out;
+}
+
+// bf16 rows through the op layer (f32 statistics, f64 accumulation, one rounding of each result)
+// match the f32 op on the same bf16 values within bf16 output rounding (2^-9 relative) plus a
+// little; a bf16 mean would put xhat off by up to 0.125 * rstd and dw by far more than that.
+TEST(NormStatsGolden, Bf16GradientsMatchF32Reference) {
+  for (int64_t n : {7, 64, 300}) {
+    SCOPED_TRACE("n = " + std::to_string(n));
+    Tensor x = large_mean_rows({5, n}, 23), xr = test::randn({5, n}, 27).to(DType::bf16);
+    Tensor w = test::randn({n}, 24).to(DType::bf16), b = test::randn({n}, 25).to(DType::bf16);
+    Tensor dy = test::randn({5, n}, 26).to(DType::bf16);
+    auto ln = [](const std::vector<Tensor>& in) { return layer_norm(in[0], in[1], in[2], 1e-5); };
+    auto rms = [](const std::vector<Tensor>& in) { return rms_norm(in[0], in[1], 1e-6); };
+    const char* what[] = {"y", "dx", "dw", "db"};
+    std::vector<Tensor> ref = fwd_bwd(ln, {x, w, b}, dy, DType::f32);
+    std::vector<Tensor> got = fwd_bwd(ln, {x, w, b}, dy, DType::bf16);
+    for (size_t i = 0; i < ref.size(); ++i) {
+      SCOPED_TRACE(std::string("layer_norm ") + what[i]);
+      EXPECT_CLOSE(got[i], ref[i], 1e-3, 8e-3);
+    }
+    ref = fwd_bwd(rms, {xr, w}, dy, DType::f32);
+    got = fwd_bwd(rms, {xr, w}, dy, DType::bf16);
+    for (size_t i = 0; i < ref.size(); ++i) {
+      SCOPED_TRACE(std::string("rms_norm ") + what[i]);
+      EXPECT_CLOSE(got[i], ref[i], 1e-3, 8e-3);
+    }
+  }
 }
