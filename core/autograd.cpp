@@ -6,6 +6,7 @@
 
 #include "core/ops/elementwise.h"
 #include "core/ops/reduce.h"
+#include "core/profiler.h"
 
 namespace ld {
 
@@ -131,7 +132,11 @@ void Tensor::backward(const Tensor& grad_in, bool retain_graph) const {
     Tensor g = std::move(gi->second);
     grads.erase(gi);
     LD_CHECK(n->backward, "backward through node '{}' a second time (use retain_graph)", n->name);
-    std::vector<Tensor> in_grads = n->backward(g);
+    std::vector<Tensor> in_grads;
+    {
+      BackwardScope scope(n->name);  // "<op>_bwd" in NVTX and the profiler
+      in_grads = n->backward(g);
+    }
     LD_CHECK(in_grads.size() == n->inputs.size(), "node '{}' returned {} gradients for {} inputs",
              n->name, in_grads.size(), n->inputs.size());
     for (size_t k = 0; k < in_grads.size(); ++k) {

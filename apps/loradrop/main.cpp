@@ -5,6 +5,8 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 #include "apps/loradrop/app.h"
 #include "core/profiler.h"
@@ -17,6 +19,27 @@ const char* kExitCodes =
     "or preset file).\n"
     "Settings: defaults < --config FILE (TOML, keys as below, [sections] allowed) < --set "
     "key=value (repeatable) < direct flags (--lr 1e-3). Keys: run `loradrop keys`.";
+
+// Where --profile writes profile.json (empty: not asked for); set once the settings are known.
+std::string g_profile_json;
+
+// profile.json next to the run's outputs, written atomically (temp file, rename).
+void write_profile_json(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << ld::Profiler::json();
+    if (!f) {
+      std::fprintf(stderr, "loradrop: warning: cannot write '%s'\n", path.c_str());
+      return;
+    }
+  }
+  fs::rename(tmp, path, ec);
+  if (ec) std::fprintf(stderr, "loradrop: warning: cannot write '%s'\n", path.c_str());
+}
 
 std::string dashed(std::string k) {
   for (char& c : k)
@@ -38,11 +61,19 @@ static void bound_openmp_spin(char** argv) {
   execv("/proc/self/exe", argv);  // returns only on failure: then go on with the default policy
 }
 
-// LD_PROFILE=1: print the op profiler's table (calls, total, mean per op) on exit.
+// --profile (train, quickstart) or LD_PROFILE=1: print the op profiler's table (calls, total and
+// self time per op, forward ops and their "_bwd" backward) on exit; --profile also writes
+// profile.json next to the outputs when the run succeeded.
 int main(int argc, char** argv) {
   bound_openmp_spin(argv);
   const int rc = run(argc, argv);
-  if (ld::Profiler::enabled()) std::fprintf(stderr, "%s\n", ld::Profiler::table().c_str());
+  if (ld::Profiler::enabled()) {
+    std::fprintf(stderr, "%s\n", ld::Profiler::table().c_str());
+    if (rc == ld::app::kOk && !g_profile_json.empty()) {
+      write_profile_json(g_profile_json);
+      std::fprintf(stderr, "wrote %s\n", g_profile_json.c_str());
+    }
+  }
   return rc;
 }
 
@@ -57,6 +88,10 @@ int run(int argc, char** argv) {
   std::string config;
   std::vector<std::string> sets;
   std::vector<std::pair<std::string, std::string>> flags;
+  bool profile = false;
+  const char* kProfileHelp =
+      "time every op (and its backward) and print a table of calls, total and self time at the "
+      "end; also writes profile.json next to the outputs (CPU clock; CUDA events on a GPU)";
 
   auto add_settings = [&](CLI::App* sc, const std::vector<std::string>& keys) {
     sc->add_option("--config", config, "TOML config file (keys as --set)");
@@ -114,6 +149,7 @@ int run(int argc, char** argv) {
                                    "fine-tune with one method and write metrics, the "
                                    "adapter, a JSON-lines log and results.h5");
   add_settings(train, train_keys);
+  train->add_flag("--profile", profile, kProfileHelp);
   auto* imp = app.add_subcommand("importance",
                                  "LoRA on a stratified sample, then per-layer "
                                  "importance g_i = mean ||dW x||^2 (importance.json)");
@@ -145,6 +181,7 @@ int run(int argc, char** argv) {
                     "threshold", "epochs", "lr", "max_train_examples", "max_eval_examples",
                     "max_length", "pretrain_steps", "progress"});
   qs->add_flag("--fast", q.fast, "the CI setting: fewer examples and steps (about 4x faster)");
+  qs->add_flag("--profile", profile, kProfileHelp);
   qs->add_flag(
       "--no-plots", [&q](int64_t) { q.plots = false; }, "do not run tools/plot.py");
 
@@ -200,6 +237,11 @@ int run(int argc, char** argv) {
       model_given = model_given || k == "model";
     }
     setup_threads(s);
+    if (profile) {
+      ld::Profiler::reset();
+      ld::Profiler::enable();
+      g_profile_json = s.out + "/profile.json";
+    }
     if (train->parsed()) return cmd_train(s);
     if (imp->parsed()) return cmd_importance(s);
     if (sel->parsed()) return cmd_select(s);

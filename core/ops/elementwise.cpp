@@ -4,6 +4,7 @@
 #include "core/autograd.h"
 #include "core/kernels.h"
 #include "core/ops/reduce.h"
+#include "core/profiler.h"
 
 namespace ld {
 
@@ -42,6 +43,7 @@ Tensor map_binary(BinaryOp op, const Tensor& a, const Tensor& b, double s) {
 
 // ---- binary with autograd ----
 static Tensor binary_op(const char* name, BinaryOp op, const Tensor& a, const Tensor& b) {
+  OpScope scope(name);  // name is a literal (profiler rows are keyed by its address)
   check_pair(name, a, b);
   Tensor out = map_binary(op, a, b);
   if (!needs_grad(a, b)) return out;
@@ -144,6 +146,7 @@ static Tensor unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const
 }
 
 static Tensor unary_op(const char* name, UnaryOp op, const Tensor& x, double s = 0) {
+  OpScope scope(name);
   LD_CHECK(x.defined(), "{}: undefined operand", name);
   LD_CHECK(is_floating(x.dtype()), "{}: needs a floating tensor, got {}", name, x.desc());
   Tensor out = map_unary(op, x, s);
@@ -176,6 +179,7 @@ Tensor gelu(const Tensor& x, bool approximate) {
 
 // ---- comparisons, where ----
 Tensor compare(CompareOp op, const Tensor& a, const Tensor& b) {
+  LD_OP_SCOPE("compare");
   check_pair("compare", a, b);
   Tensor out = Tensor::empty(broadcast_shapes(a.shape(), b.shape()), DType::b8, a.device());
   LD_DISPATCH_DEVICE(a, compare, op, out, a, b);
@@ -188,6 +192,7 @@ Tensor eq(const Tensor& a, double s) { return compare(CompareOp::Eq, a, s); }
 Tensor ne(const Tensor& a, double s) { return compare(CompareOp::Ne, a, s); }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  LD_OP_SCOPE("where");
   check_pair("where", a, b);
   LD_CHECK(cond.dtype() == DType::b8, "where: condition must be bool, got {}", cond.desc());
   LD_CHECK(cond.device() == a.device(), "where: condition on {} but values on {}",
@@ -212,6 +217,7 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
 
 // ---- in place ----
 void add_(Tensor& out, const Tensor& x, double alpha) {
+  LD_OP_SCOPE("add_");
   check_pair("add_", out, x);
   broadcast_shapes(out.shape(), x.shape());
   LD_CHECK(broadcast_shapes(out.shape(), x.shape()) == out.shape(),
@@ -220,6 +226,7 @@ void add_(Tensor& out, const Tensor& x, double alpha) {
 }
 
 void mul_(Tensor& out, double s) {
+  LD_OP_SCOPE("mul_");
   LD_DISPATCH_DEVICE(out, unary, UnaryOp::MulScalar, out, out, s);
 }
 

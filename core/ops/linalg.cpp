@@ -6,6 +6,7 @@
 #include "core/kernels.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/reduce.h"
+#include "core/profiler.h"
 
 namespace ld {
 
@@ -54,7 +55,9 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   LD_CHECK(a_in.dim() >= 1 && b_in.dim() >= 1, "matmul: 0-d operand: {} @ {}", a_in.desc(),
            b_in.desc());
   // Mixed precision (core/autocast.h): CUDA f32 GEMMs run in bf16/f16 inside an AutocastGuard.
+  // (the autocast path calls matmul again on the cast operands: that call is the one timed)
   if (Tensor r = autocast_matmul(a_in, b_in); r.defined()) return r;
+  LD_OP_SCOPE("matmul");
   bool va = a_in.dim() == 1, vb = b_in.dim() == 1;
   Tensor a = va ? a_in.unsqueeze(0) : a_in;
   Tensor b = vb ? b_in.unsqueeze(1) : b_in;
@@ -81,6 +84,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  LD_OP_SCOPE("linear");
   LD_CHECK(w.defined() && w.dim() == 2, "linear: weight must be 2-D, got {}", w.desc());
   LD_CHECK(x.defined() && x.dim() >= 1 && x.size(-1) == w.size(1),
            "linear: input {} does not match weight {} (in_features {})", x.desc(), w.desc(),

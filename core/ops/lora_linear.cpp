@@ -4,8 +4,8 @@
 #include "core/autocast.h"
 #include "core/autograd.h"
 #include "core/kernels.h"
-#include "core/nvtx.h"
 #include "core/ops.h"
+#include "core/profiler.h"
 #ifdef LD_WITH_CUDA
 #include "core/cuda/cuda_ops.h"
 #endif
@@ -72,7 +72,7 @@ Tensor lora_linear_reference(const Tensor& x, const Tensor& W, const Tensor& b, 
                              const Tensor& B, double scale, double dropout_p, bool training,
                              uint64_t seed, uint64_t offset, Tensor* importance_out,
                              const Tensor& token_mask) {
-  LD_NVTX_FN();
+  LD_OP_SCOPE("lora_linear_reference");
   check_args(x, W, b, A, B, dropout_p, token_mask);
   Tensor xd = dropout(x, dropout_p, training, seed, offset);
   Tensor y = linear(x, W.detach(), b);
@@ -97,7 +97,7 @@ namespace {
 Tensor lora_linear_cuda(const Tensor& x, const Tensor& W, const Tensor& b, const Tensor& A,
                         const Tensor& B, double s, double p, bool training, uint64_t seed,
                         uint64_t offset, Tensor* importance_out, const Tensor& token_mask) {
-  LD_NVTX_FN();
+  LD_OP_SCOPE("lora_linear_cuda");
   const int64_t d_in = x.size(-1), d_out = W.size(0), r = A.size(0);
   const int64_t N = x.numel() / std::max<int64_t>(d_in, 1);
   Shape os = x.shape();
@@ -163,6 +163,7 @@ Tensor lora_linear_cuda(const Tensor& x, const Tensor& W, const Tensor& b, const
 Tensor lora_linear(const Tensor& x, const Tensor& W, const Tensor& b, const Tensor& A,
                    const Tensor& B, double scale, double dropout_p, bool training, uint64_t seed,
                    uint64_t offset, Tensor* importance_out, const Tensor& token_mask) {
+  LD_OP_SCOPE("lora_linear");
   check_args(x, W, b, A, B, dropout_p, token_mask);
 #ifdef LD_WITH_CUDA
   const DType dt = x.dtype();

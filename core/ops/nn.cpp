@@ -8,10 +8,10 @@
 
 #include "core/autograd.h"
 #include "core/kernels.h"
-#include "core/nvtx.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/linalg.h"
 #include "core/ops/reduce.h"
+#include "core/profiler.h"
 #ifdef LD_WITH_CUDA
 #include "core/cuda/attention.h"
 #endif
@@ -54,7 +54,7 @@ bool broadcasts_to(const Shape& s, const Shape& target) {
 // ---------------- embedding ----------------
 
 Tensor embedding(const Tensor& weight, const Tensor& ids, int64_t padding_idx) {
-  LD_NVTX_FN();
+  LD_OP_SCOPE("embedding");
   check_floating("embedding", "weight", weight);
   LD_CHECK(weight.dim() == 2, "embedding: weight must be [V, d], got {}", weight.desc());
   LD_CHECK(ids.defined() && ids.dtype() == DType::i64, "embedding: ids must be i64, got {}",
@@ -90,7 +90,7 @@ Tensor embedding(const Tensor& weight, const Tensor& ids, int64_t padding_idx) {
 // ---------------- layer_norm / rms_norm ----------------
 
 Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, double eps) {
-  LD_NVTX_FN();
+  LD_OP_SCOPE("layer_norm");
   check_floating("layer_norm", "input", x);
   LD_CHECK(x.dim() >= 1 && x.size(-1) > 0,
            "layer_norm: input must have a non-empty last dim, got {}", x.desc());
@@ -122,7 +122,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, double eps)
 }
 
 Tensor rms_norm(const Tensor& x, const Tensor& w, double eps) {
-  LD_NVTX_FN();
+  LD_OP_SCOPE("rms_norm");
   check_floating("rms_norm", "input", x);
   LD_CHECK(x.dim() >= 1 && x.size(-1) > 0, "rms_norm: input must have a non-empty last dim, got {}",
            x.desc());
@@ -152,7 +152,6 @@ Tensor rms_norm(const Tensor& x, const Tensor& w, double eps) {
 // The kernels work on the last dim; another `dim` is swapped to the end and back.
 static Tensor softmax_impl(const char* op, const Tensor& x, int64_t dim, const Tensor& mask,
                            bool log) {
-  LD_NVTX_FN();
   check_floating(op, "input", x);
   LD_CHECK(x.dim() >= 1, "{}: input must have at least one dim, got {}", op, x.desc());
   const int64_t nd = x.dim();
@@ -189,17 +188,19 @@ static Tensor softmax_impl(const char* op, const Tensor& x, int64_t dim, const T
 }
 
 Tensor softmax(const Tensor& x, int64_t dim, const Tensor& mask) {
+  LD_OP_SCOPE("softmax");
   return softmax_impl("softmax", x, dim, mask, false);
 }
 
 Tensor log_softmax(const Tensor& x, int64_t dim, const Tensor& mask) {
+  LD_OP_SCOPE("log_softmax");
   return softmax_impl("log_softmax", x, dim, mask, true);
 }
 
 // ---------------- dropout ----------------
 
 Tensor dropout(const Tensor& x, double p, bool training, uint64_t seed, uint64_t offset) {
-  LD_NVTX_FN();
+  LD_OP_SCOPE("dropout");
   check_floating("dropout", "input", x);
   LD_CHECK(p >= 0.0 && p <= 1.0, "dropout: p must be in [0, 1], got {} (input {})", p, x.desc());
   if (!training || p == 0.0) return x;
@@ -217,7 +218,7 @@ Tensor dropout(const Tensor& x, double p, bool training, uint64_t seed, uint64_t
 // ---------------- losses ----------------
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index) {
-  LD_NVTX_FN();
+  LD_OP_SCOPE("cross_entropy");
   check_floating("cross_entropy", "logits", logits);
   LD_CHECK(logits.dim() == 2 && logits.size(1) > 0,
            "cross_entropy: logits must be [N, C] with C > 0, got {}", logits.desc());
@@ -269,7 +270,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
 }
 
 Tensor mse_loss(const Tensor& input, const Tensor& target) {
-  LD_NVTX_FN();
+  LD_OP_SCOPE("mse_loss");
   check_floating("mse_loss", "input", input);
   check_floating("mse_loss", "target", target);
   LD_CHECK(input.shape() == target.shape(), "mse_loss: input {} and target {} differ in shape",
@@ -282,7 +283,7 @@ Tensor mse_loss(const Tensor& input, const Tensor& target) {
 
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     const Tensor& key_padding_mask, bool causal, double scale) {
-  LD_NVTX_FN();
+  LD_OP_SCOPE("scaled_dot_product_attention");
   // clang-format off
 #ifdef LD_WITH_CUDA
   if (q.is_cuda()) { Tensor r = cuda::fused_sdpa(q, k, v, key_padding_mask, causal, scale); if (r.defined()) return r; }
@@ -354,7 +355,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
 // ---------------- RoPE ----------------
 
 Tensor rope(const Tensor& x, const Tensor& positions, double theta) {
-  LD_NVTX_FN();
+  LD_OP_SCOPE("rope");
   check_floating("rope", "x", x);
   LD_CHECK(x.dim() == 4 && x.size(3) % 2 == 0, "rope: x must be [B, H, T, D] with D even, got {}",
            x.desc());

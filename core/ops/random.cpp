@@ -6,6 +6,7 @@
 
 #include "core/autograd.h"
 #include "core/philox.h"
+#include "core/profiler.h"
 
 namespace ld {
 
@@ -13,6 +14,7 @@ static Tensor finish(Tensor t, DType dtype, Device device) { return t.to(device,
 
 Tensor rand_uniform(const Shape& shape, double lo, double hi, Generator& gen, DType dtype,
                     Device device) {
+  LD_OP_SCOPE("rand_uniform");
   Tensor t = Tensor::empty(shape, DType::f64, kCPU);
   double* p = t.data<double>();
   uint64_t off = gen.next_offset();
@@ -28,6 +30,7 @@ Tensor rand_uniform(const Shape& shape, double lo, double hi, Generator& gen, DT
 
 Tensor rand_normal(const Shape& shape, double mean, double std, Generator& gen, DType dtype,
                    Device device) {
+  LD_OP_SCOPE("rand_normal");
   Tensor t = Tensor::empty(shape, DType::f64, kCPU);
   double* p = t.data<double>();
   uint64_t off = gen.next_offset();
@@ -41,6 +44,7 @@ Tensor rand_normal(const Shape& shape, double mean, double std, Generator& gen, 
 }
 
 Tensor rand_bernoulli(const Shape& shape, double p, Generator& gen, Device device) {
+  LD_OP_SCOPE("rand_bernoulli");
   Tensor t = Tensor::empty(shape, DType::b8, kCPU);
   bool* q = t.data<bool>();
   uint64_t off = gen.next_offset();

@@ -7,6 +7,7 @@
 #include "core/autograd.h"
 #include "core/kernels.h"
 #include "core/ops/elementwise.h"
+#include "core/profiler.h"
 
 namespace ld {
 
@@ -54,6 +55,7 @@ Tensor rows_view(const Tensor& x, const Plan& p) {
 }  // namespace
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  LD_OP_SCOPE("sum");
   LD_CHECK(x.defined(), "sum of an undefined tensor");
   Plan p = make_plan(x, dims);
   Tensor out = Tensor::empty({p.rows}, x.dtype(), x.device());
@@ -77,11 +79,15 @@ Tensor sum(const Tensor& x) {
 }
 
 Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  LD_OP_SCOPE("mean");
   Plan p = make_plan(x, dims);
   return mul(sum(x, dims, keepdim), 1.0 / static_cast<double>(p.n));
 }
 
-Tensor mean(const Tensor& x) { return mul(sum(x), 1.0 / static_cast<double>(x.numel())); }
+Tensor mean(const Tensor& x) {
+  LD_OP_SCOPE("mean");
+  return mul(sum(x), 1.0 / static_cast<double>(x.numel()));
+}
 
 static std::pair<Tensor, Tensor> max_impl(const Tensor& x, int64_t dim, bool keepdim) {
   LD_CHECK(x.defined(), "max of an undefined tensor");
@@ -96,6 +102,7 @@ static std::pair<Tensor, Tensor> max_impl(const Tensor& x, int64_t dim, bool kee
 }
 
 Tensor max(const Tensor& x, int64_t dim, bool keepdim) {
+  LD_OP_SCOPE("max");
   auto [vals, idx] = max_impl(x, dim, keepdim);
   int64_t d = wrap_dim(dim, x.dim());
   Shape in_shape = x.shape(), keep_shape = make_plan(x, {dim}).keep_shape;
@@ -117,6 +124,7 @@ Tensor max(const Tensor& x, int64_t dim, bool keepdim) {
 Tensor max(const Tensor& x) { return max(x.reshape({-1}), 0, false); }
 
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
+  LD_OP_SCOPE("argmax");
   NoGradGuard ng;
   return max_impl(x, dim, keepdim).second;
 }

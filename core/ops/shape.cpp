@@ -3,10 +3,12 @@
 
 #include "core/autograd.h"
 #include "core/kernels.h"
+#include "core/profiler.h"
 
 namespace ld {
 
 Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
+  LD_OP_SCOPE("cat");
   LD_CHECK(!xs.empty(), "cat: no tensors");
   const Tensor& x0 = xs[0];
   dim = wrap_dim(dim, x0.dim());
@@ -44,6 +46,7 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
 }
 
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim) {
+  LD_OP_SCOPE("split");
   dim = wrap_dim(dim, x.dim());
   int64_t total = 0;
   for (int64_t s : sizes) {
@@ -70,6 +73,7 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
 }
 
 Tensor stack(const std::vector<Tensor>& xs, int64_t dim) {
+  LD_OP_SCOPE("stack");
   LD_CHECK(!xs.empty(), "stack: no tensors");
   std::vector<Tensor> us;
   for (const Tensor& x : xs) us.push_back(x.unsqueeze(wrap_dim(dim, x.dim() + 1)));
@@ -77,6 +81,7 @@ Tensor stack(const std::vector<Tensor>& xs, int64_t dim) {
 }
 
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx) {
+  LD_OP_SCOPE("index_select");
   LD_CHECK(idx.defined() && idx.dim() == 1 && idx.dtype() == DType::i64,
            "index_select: index must be 1-D i64, got {}", idx.desc());
   LD_CHECK(idx.device() == x.device(), "index_select: index on {} but input on {}",
@@ -106,6 +111,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx) {
 }
 
 Tensor arange(double start, double end, double step, DType dtype, Device device) {
+  LD_OP_SCOPE("arange");
   LD_CHECK(step != 0, "arange: step must be non-zero");
   int64_t n = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((end - start) / step)));
   Tensor t = Tensor::empty({n}, DType::f64, kCPU);
