@@ -849,9 +849,34 @@ ResultsFile ResultsFile::open_or_create(const std::string& path, const RunMeta& 
         it = from.contains(it.key()) ? std::next(it) : to.erase(it);
     };
     if (a.contains("preset") && b.contains("preset")) drop_new_keys(a["preset"], b["preset"]);
+    // Runs are keyed by (model, method, task, seed): the lists of those, and the order of the
+    // tasks, do not change a finished run; each run's resolved settings must match where both
+    // configs have that model and task.
     if (a.contains("experiments") && b.contains("experiments"))
-      for (auto& [name, e] : b["experiments"].items())
-        if (a["experiments"].contains(name)) drop_new_keys(a["experiments"][name], e);
+      for (auto* c : {&a, &b})
+        for (auto& [name, e] : (*c)["experiments"].items())
+          for (const char* k : {"models", "methods", "tasks", "seeds"}) e.erase(k);
+    if (a.contains("experiments") && b.contains("experiments"))
+      for (auto& [name, e] : b["experiments"].items()) {
+        if (!a["experiments"].contains(name)) continue;
+        auto& ea = a["experiments"][name];
+        drop_new_keys(ea, e);
+        if (ea.contains("resolved") && e.contains("resolved")) {
+          // Keep the (model, task) entries both have.
+          auto prune = [&](nlohmann::json& x, const nlohmann::json& y) {
+            for (auto it = x.begin(); it != x.end();) {
+              if (!y.contains(it.key())) {
+                it = x.erase(it);
+                continue;
+              }
+              drop_new_keys(y[it.key()], it.value());
+              ++it;
+            }
+          };
+          prune(ea["resolved"], e["resolved"]);
+          prune(e["resolved"], ea["resolved"]);
+        }
+      }
     LD_CHECK(a == b,
              "cannot resume {}: its config differs from this run's config in what its runs depend "
              "on (write to a new path, or resume with the same config)",

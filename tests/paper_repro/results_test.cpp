@@ -277,6 +277,19 @@ TEST_F(ResultsTest, ResumeComparesWhatTheRunsDependOn) {
     j["experiments"]["main"]["new_setting"] = true;
     EXPECT_NO_THROW(ResultsFile::open_or_create(p, meta(j.dump())));
   }
+  {  // tasks reordered, one added: runs are keyed by task; the shared task's settings still count
+    auto j = nlohmann::json::parse(cfg(1e-3, 1e-3, "a", 0.9));
+    j["experiments"]["main"]["resolved"]["m"]["rte"] = {{"lr", 1e-3}};
+    j["experiments"]["main"]["tasks"] = {"rte"};
+    auto f = ResultsFile::open_or_create(p, meta(j.dump()), false);
+    f.commit();  // the file's config now has a resolved rte entry
+    ResultsFile::open_or_create(p, meta(j.dump())).commit();
+    j["experiments"]["main"]["resolved"]["m"]["cola"] = {{"lr", 2e-3}};
+    j["experiments"]["main"]["tasks"] = {"cola", "rte"};
+    EXPECT_NO_THROW(ResultsFile::open_or_create(p, meta(j.dump())));
+    j["experiments"]["main"]["resolved"]["m"]["rte"]["lr"] = 5e-4;
+    EXPECT_THROW(ResultsFile::open_or_create(p, meta(j.dump())), Error);
+  }
   auto fp = resume_fingerprint(cfg(1e-3, 1e-3, "a", 0.9), {"main"});
   EXPECT_FALSE(fp["models"].contains("unused"));
   EXPECT_FALSE(fp["experiments"].contains("other"));
