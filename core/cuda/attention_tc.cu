@@ -119,6 +119,35 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4],
 #endif
 }
 
+// Two warp-level products sharing the loop: acc0 = A0 B0ᵀ and acc1 = A1 B1ᵀ (zeroed first) for
+// the warp's 16 rows of A0 / A1 (row-major, `ld` elements per row, rows at a0 / a1) against NT
+// tiles of 8 rows of B0 / B1 (stored [n][k], i.e. B as the "col" operand), over KD steps of 16.
+// The backward's S = Q Kᵀ with dP = dO Vᵀ, and Sᵀ = K Qᵀ with dPᵀ = V dOᵀ.
+template <class T, int NT, int KD>
+__device__ __forceinline__ void warp_gemm2_nt(float (&acc0)[NT][4], float (&acc1)[NT][4],
+                                              const uint16_t* a0, const uint16_t* a1,
+                                              const uint16_t* b0, const uint16_t* b1, int ld,
+                                              int lane) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc0[nt][e] = acc1[nt][e] = 0.f;
+#pragma unroll
+  for (int kk = 0; kk < KD; ++kk) {
+    uint32_t x0[4], x1[4];
+    mma::load_a(x0, a0 + 16 * kk, ld, lane);
+    mma::load_a(x1, a1 + 16 * kk, ld, lane);
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      uint32_t y0[2], y1[2];
+      mma::load_b_nk(y0, b0 + 8 * nt * ld + 16 * kk, ld, lane);
+      mma::load_b_nk(y1, b1 + 8 * nt * ld + 16 * kk, ld, lane);
+      mma_16816<T>(acc0[nt], x0, y0);
+      mma_16816<T>(acc1[nt], x1, y1);
+    }
+  }
+}
+
 // Rounds two f32 to T (round to nearest even) and packs them, the first in the low half.
 template <class T>
 struct Pack2 {
@@ -363,24 +392,7 @@ __global__ void __launch_bounds__(kThreadsTc) attn_dq_tc_kernel(TcParams p) {
 
     // S = Q K^T and dP = dO V^T (K, V stored [key][d]: B as [n][k]).
     float s[NT][4], dp[NT][4];
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) s[nt][e] = dp[nt][e] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < KD; ++kk) {
-      uint32_t qa[4], ga[4];
-      mma::load_a(qa, Qs + 16 * warp * LD + 16 * kk, LD, lane);
-      mma::load_a(ga, Gs + 16 * warp * LD + 16 * kk, LD, lane);
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        uint32_t kb[2], vb[2];
-        mma::load_b_nk(kb, Ks + 8 * nt * LD + 16 * kk, LD, lane);
-        mma::load_b_nk(vb, Vs + 8 * nt * LD + 16 * kk, LD, lane);
-        mma_16816<T>(s[nt], qa, kb);
-        mma_16816<T>(dp[nt], ga, vb);
-      }
-    }
+    warp_gemm2_nt<T, NT, KD>(s, dp, Qs + 16 * warp * LD, Gs + 16 * warp * LD, Ks, Vs, LD, lane);
     // dS = P * (dP - dvec), into s.
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
@@ -455,24 +467,7 @@ __global__ void __launch_bounds__(kThreadsTc) attn_dkv_tc_kernel(TcParams p) {
 
       // S^T = K Q^T and dP^T = V dO^T (K, V rows as A; Q, dO stored [query][d]: B as [n][k]).
       float st[NT][4], dpt[NT][4];
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) st[nt][e] = dpt[nt][e] = 0.f;
-#pragma unroll
-      for (int kk = 0; kk < KD; ++kk) {
-        uint32_t ka[4], va[4];
-        mma::load_a(ka, Ks + 16 * warp * LD + 16 * kk, LD, lane);
-        mma::load_a(va, Vs + 16 * warp * LD + 16 * kk, LD, lane);
-#pragma unroll
-        for (int nt = 0; nt < NT; ++nt) {
-          uint32_t qb[2], gb[2];
-          mma::load_b_nk(qb, Qs + 8 * nt * LD + 16 * kk, LD, lane);
-          mma::load_b_nk(gb, Gs + 8 * nt * LD + 16 * kk, LD, lane);
-          mma_16816<T>(st[nt], ka, qb);
-          mma_16816<T>(dpt[nt], va, gb);
-        }
-      }
+      warp_gemm2_nt<T, NT, KD>(st, dpt, Ks + 16 * warp * LD, Vs + 16 * warp * LD, Qs, Gs, LD, lane);
       // P^T into st, dS^T = P^T * (dP^T - dvec[query]) into dpt.
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt)
