@@ -421,6 +421,8 @@ RunRecord read_run_impl(hid_t file, const std::string& fname, const RunKey& key)
       double v = 0;
       H5Aread(at.get(), H5T_NATIVE_DOUBLE, &v);
       r.params[a] = v;
+    } else if (auto t = read_str_attr(g.get(), a)) {
+      r.text[a] = *t;
     }
   }
   return r;
@@ -722,6 +724,12 @@ void write_run_impl(hid_t file, const std::string& fname, const RunRecord& r) {
     write_array_attr<int64_t>(d.get(), "overflow", h.overflow.empty() ? zeros : h.overflow, dctx);
   }
   for (const auto& [k, v] : r.params) write_f64_attr(g.get(), k, v, ctx);
+  for (const auto& [k, v] : r.text) {
+    LD_CHECK(
+        std::find(std::begin(kRunTextAttrs), std::end(kRunTextAttrs), k) != std::end(kRunTextAttrs),
+        "{}: '{}' is not a string attribute of the results schema", ctx, k);
+    write_str_attr(g.get(), k, v, ctx);
+  }
 }
 
 void fsync_path(const std::string& p, bool dir) {
@@ -1244,6 +1252,18 @@ std::vector<std::string> schema_problems(const std::string& path) {
               continue;
             }
             // One run.
+            {
+              H5 rg(H5Gopen2(F, sp.c_str(), H5P_DEFAULT), H5Gclose);
+              for (const auto& a : attr_names(rg.get())) {
+                const bool text = std::find(std::begin(kRunTextAttrs), std::end(kRunTextAttrs),
+                                            a) != std::end(kRunTextAttrs);
+                auto l = attr_layout(rg.get(), a);
+                if (text ? !read_str_attr(rg.get(), a)
+                         : (!l || l->cls != H5T_FLOAT || l->size != 8 || !l->dims.empty()))
+                  bad(sp, fmt::format("attribute '{}' must be {}", a,
+                                      text ? "a scalar string" : "an f64 scalar"));
+              }
+            }
             if (check_ds(sp + "/metric", H5T_FLOAT, 8, 0, "f64 scalar")) {
               H5 d(H5Dopen2(F, (sp + "/metric").c_str(), H5P_DEFAULT), H5Dclose);
               if (!read_str_attr(d.get(), "name"))

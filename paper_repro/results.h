@@ -19,7 +19,8 @@ namespace ld::repro {
 //                            full resolved config as JSON text), device, start_time, end_time
 //                            (ISO-8601 UTC, e.g. 2025-01-31T12:00:00Z), schema_version.
 // /<experiment>/<model>/<method>/<task>/seed_<k>/   one finished run (k >= 0, decimal)
-//     attributes             optional f64 scalars: run parameters such as sample_proportion
+//     attributes             optional f64 scalars: run parameters such as sample_proportion;
+//                            optional strings, only those of kRunTextAttrs (init_from, ...)
 //     metric                 f64 scalar; attribute `name` (string), e.g. "accuracy", "mcc"
 //     trainable_params       i64 scalar (adapter parameters; a classifier head is not counted)
 //     train_loss             f64 [steps]
@@ -45,7 +46,15 @@ namespace ld::repro {
 // sample_seconds and importance_seconds (LoRA-drop's sample training and importance pass),
 // peak_memory_bytes (peak tensor storage during the main training phase), lora_params,
 // sample_size, sample_proportion, threshold, importance_during (1 = collected during training).
+// A run started from another run's adapter (preset `init_from`) also has the strings init_from
+// (that run's task), init_from_adapter (its saved adapter directory, relative to the output
+// directory) and init_from_digest (lora::adapter_digest of the adapter tensors the run started
+// from), and the f64 init_from_loaded / init_from_kept (adapter tensors loaded / left fresh) and
+// init_from_shared (LoRA-drop: targets whose shared adapter started from that run's).
 inline constexpr const char* kSchemaVersion = "1";
+// The string attributes a run group may have (every other run attribute is an f64 scalar).
+inline constexpr const char* kRunTextAttrs[] = {"init_from", "init_from_adapter",
+                                                "init_from_digest"};
 
 // Identifies one run: /<experiment>/<model>/<method>/<task>/seed_<seed>.
 struct RunKey {
@@ -79,6 +88,7 @@ struct RunRecord {
   std::map<std::string, std::vector<bool>> selected;      // target -> keep [L]
   std::map<std::string, LayerHistograms> hist;            // target -> histograms
   std::map<std::string, double> params;                   // extra f64 attributes of the run
+  std::map<std::string, std::string> text;  // string attributes (names from kRunTextAttrs)
 };
 
 // Root attributes. start_time/end_time are filled in by ResultsFile when left empty.

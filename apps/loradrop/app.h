@@ -14,6 +14,7 @@
 #include "core/ops.h"
 #include "data/tokenizer.h"
 #include "lora/adapter.h"
+#include "lora/adapter_store.h"
 #include "lora/importance.h"
 #include "lora/pipeline.h"
 #include "nn/config.h"
@@ -168,6 +169,12 @@ struct RunOptions {
   // [lo, hi] with log bins.
   std::optional<std::pair<double, double>> hist_range;
   uint64_t seed = 0;
+  // Start from a saved adapter (paper_repro `init_from`; adapter methods only): its tensors are
+  // copied into the adapters right after they are attached (before SNIP pruning, before
+  // LoRA-drop's sample training); LoRA-drop's shared adapters also start, after the rebuild,
+  // from its shared adapter of the same target (init_shared_from). The head stays freshly
+  // initialised. Null: fresh initialisation.
+  std::shared_ptr<const lora::StoredAdapter> init_from;
 };
 RunOptions run_options(const Settings& s);
 
@@ -188,6 +195,11 @@ struct RunOutput {
   double finetune_seconds = 0, sample_seconds = 0, importance_seconds = 0;
   int64_t finetune_steps = 0;
   double peak_memory_bytes = 0;  // peak tensor storage during the main training phase
+  // With RunOptions::init_from: what was loaded (digest of the adapter tensors the run started
+  // from, as the model held them), how many adapter tensors kept their fresh init, and the
+  // targets whose LoRA-drop shared adapter started from the saved run's.
+  lora::InitReport init;
+  std::vector<std::string> init_shared;
 };
 bool is_known_method(const std::string& m);
 RunOutput run_method(nn::EncoderForSequenceClassification& model, Device device,

@@ -1,6 +1,9 @@
 // `loradrop repro`: runs the experiments of a paper_repro preset (smoke / cpu-real / paper) into
 // one HDF5 results file per experiment, resuming what an interrupted run left, then plots it.
+#include <algorithm>
 #include <filesystem>
+#include <map>
+#include <set>
 
 #include "apps/loradrop/app.h"
 #include "core/threads.h"
@@ -86,9 +89,6 @@ RunOptions options_of(const repro::Preset& pr, const repro::ExperimentPreset& e,
     throw UsageError(fmt::format("preset {}: only AdamW(0.9, 0.999, 1e-8) is wired here", pr.name));
   if (h.max_steps)
     throw UsageError(fmt::format("preset {}: max_steps is not implemented", pr.name));
-  if (h.init_from)
-    throw UsageError(
-        fmt::format("preset {}: init_from ({}) is not implemented yet", pr.name, *h.init_from));
   o.sample_proportion = pr.loradrop.sample_proportion;
   o.sample_epochs = pr.loradrop.sample_epochs;
   o.threshold = pr.loradrop.threshold;
@@ -130,8 +130,7 @@ int run_hyperparameters(const repro::Preset& pr, const repro::ExperimentPreset& 
     std::vector<std::string> tasks;
     if (!mp.tasks.empty())
       for (const std::string& t : e.tasks) {
-        const bool gen =
-            t != "synthetic" && data::task_info(t).kind == data::TaskKind::kGeneration;
+        const bool gen = t != "synthetic" && data::task_info(t).kind == data::TaskKind::kGeneration;
         if (gen == decoder) tasks.push_back(t);
       }
     if (tasks.empty()) tasks.push_back("*");
@@ -148,13 +147,71 @@ int run_hyperparameters(const repro::Preset& pr, const repro::ExperimentPreset& 
   }
   f.commit();
   repro::validate_schema(h5);
-  std::printf("%s/%s: %zu hyperparameter tables; %s (schema ok)\n", pr.name.c_str(),
-              e.name.c_str(), e.models.size(), h5.c_str());
+  std::printf("%s/%s: %zu hyperparameter tables; %s (schema ok)\n", pr.name.c_str(), e.name.c_str(),
+              e.models.size(), h5.c_str());
   if (ro.plots) {
     const int rc = run_plot(h5, dir + "/" + e.name + "_figures");
     if (rc != 0 && rc != 77) return kRuntimeFailure;
   }
   return kOk;
+}
+
+// Where the repro saves a finished run's adapter (lora::save_adapter), for runs that start from
+// it (init_from): OUT/<preset>/<experiment>_adapters/<model>/<method>/<task>/seed<k>.
+std::string adapter_dir(const ReproOptions& ro, const repro::Preset& pr,
+                        const repro::ExperimentPreset& e, const repro::RunKey& k) {
+  return fmt::format("{}/{}/{}_adapters/{}/{}/{}/seed{}", ro.out, pr.name, e.name, k.model,
+                     k.method, k.task, k.seed);
+}
+
+// The experiment's tasks for `model` in the preset's order, except that a task with init_from = T
+// comes after T, so that T's adapters are saved before it starts. Throws when T is not a task of
+// the experiment, when init_from references loop, or in an importance-only experiment (its runs
+// stop before the fine-tune and save no adapter).
+std::vector<std::string> ordered_tasks(const repro::Preset& pr, const repro::ExperimentPreset& e,
+                                       const std::string& model) {
+  std::map<std::string, std::string> from;
+  for (const std::string& t : e.tasks) {
+    const repro::Hyper h = pr.resolve(e, model, t);
+    if (!h.init_from) continue;
+    const std::string where =
+        fmt::format("preset {}, experiment {}, model {}, task {}", pr.name, e.name, model, t);
+    if (e.importance_only)
+      throw UsageError(
+          fmt::format("{}: init_from = \"{}\" in an importance-only experiment, "
+                      "whose runs save no adapter",
+                      where, *h.init_from));
+    if (*h.init_from == t)
+      throw UsageError(fmt::format("{}: init_from names the task itself", where));
+    if (std::find(e.tasks.begin(), e.tasks.end(), *h.init_from) == e.tasks.end())
+      throw UsageError(fmt::format(
+          "{}: init_from = \"{}\", but {} is not a task of experiment {} (tasks: {}); add it, "
+          "its runs go first and save the adapters this task starts from",
+          where, *h.init_from, *h.init_from, e.name, fmt::join(e.tasks, ", ")));
+    from[t] = *h.init_from;
+  }
+  std::vector<std::string> out;
+  std::set<std::string> placed;
+  while (out.size() < e.tasks.size()) {
+    const size_t before = out.size();
+    for (const std::string& t : e.tasks) {
+      if (placed.count(t)) continue;
+      auto it = from.find(t);
+      if (it != from.end() && !placed.count(it->second)) continue;
+      placed.insert(t);
+      out.push_back(t);
+    }
+    if (out.size() == before) {
+      std::vector<std::string> loop;
+      for (const std::string& t : e.tasks)
+        if (!placed.count(t)) loop.push_back(t + " <- " + from.at(t));
+      throw UsageError(
+          fmt::format("preset {}, experiment {}, model {}: init_from references form "
+                      "a loop ({})",
+                      pr.name, e.name, model, fmt::join(loop, ", ")));
+    }
+  }
+  return out;
 }
 
 int run_experiment(const repro::Preset& pr, const repro::ExperimentPreset& e,
@@ -197,7 +254,7 @@ int run_experiment(const repro::Preset& pr, const repro::ExperimentPreset& e,
       for (double t : e.thresholds)
         methods.push_back({fmt::format("loradrop_t{:.2f}", t), "loradrop", -1, t});
     }
-    for (const std::string& task : e.tasks) {
+    for (const std::string& task : ordered_tasks(pr, e, model)) {
       if (task != "synthetic" && data::task_info(task).kind == data::TaskKind::kGeneration) {
         log.say(
             fmt::format("{}/{}: {} is a generation task; causal-LM runs are not wired into "
@@ -267,9 +324,60 @@ int run_experiment(const repro::Preset& pr, const repro::ExperimentPreset& e,
           if (m.threshold > 0) o.threshold = m.threshold;
           if (m.during >= 0) o.importance_during_training = m.during == 1;
           o.importance_only = e.importance_only;
+          // init_from = T (RoBERTa-large RTE/MRPC/STS-B from MNLI, as the LoRA GLUE recipe): the
+          // adapters start from those saved by this experiment's run of T with the same model,
+          // method and seed. Only the adapters: the classifier head is task-specific (MNLI has
+          // 3 labels, STS-B 1) and starts freshly initialised from the seed, as in
+          // microsoft/LoRA examples/NLU, where run_glue.py builds the model for the task's labels
+          // and loads the MNLI LoRA state dict over it with strict=False. Full fine-tuning and
+          // the frozen baseline have no adapter: they start from the pretrained model (logged).
+          std::string init_dir;
+          if (h.init_from && (m.method == "full" || m.method == "frozen")) {
+            log.say(
+                fmt::format("{}/{}: {} {} {} seed {}: init_from {} does not apply to {} (no "
+                            "adapter): it starts from the pretrained model",
+                            pr.name, e.name, model, m.name, task, sd, *h.init_from, m.method));
+          } else if (h.init_from) {
+            const repro::RunKey src_key{e.name, model, m.name, *h.init_from, sd};
+            init_dir = adapter_dir(ro, pr, e, src_key);
+            if (!lora::has_saved_adapter(init_dir)) {
+              const bool recorded = f.has_run(src_key);
+              throw InputError(fmt::format(
+                  "{}/{}: {} {} {} seed {} starts from the adapter of task {} (init_from), but "
+                  "'{}' holds none: {}",
+                  pr.name, e.name, model, m.name, task, sd, *h.init_from, init_dir,
+                  recorded ? fmt::format("{}'s run is recorded in {} without its saved adapter "
+                                         "(deleted, or made before adapters were saved); remove "
+                                         "that results file (or that run) to redo it",
+                                         *h.init_from, h5)
+                           : fmt::format("{}'s run ({} seed {}) has not finished", *h.init_from,
+                                         m.name, sd)));
+            }
+            o.init_from = std::make_shared<lora::StoredAdapter>(as_input(
+                "adapter of task " + *h.init_from, [&] { return lora::load_adapter(init_dir); }));
+          }
           auto net = src.make(td.regression ? 1 : td.num_labels, static_cast<uint64_t>(sd), dev);
           RunOutput r = run_method(*net, dev, td, o, log);
+          // Saved before the run is recorded: a recorded run always has its adapter (a crash in
+          // between redoes the run, which replaces the directory).
+          if (r.adapters && !e.importance_only)
+            lora::save_adapter(*r.adapters, adapter_dir(ro, pr, e, key), source);
           repro::RunRecord rec = to_record(r, key, td);
+          if (o.init_from) {
+            rec.text["init_from"] = *h.init_from;
+            rec.text["init_from_adapter"] =
+                fs::path(init_dir).lexically_relative(fs::path(ro.out)).string();
+            rec.text["init_from_digest"] = r.init.digest;
+            rec.params["init_from_loaded"] = static_cast<double>(r.init.loaded.size());
+            rec.params["init_from_kept"] = static_cast<double>(r.init.kept.size());
+            if (m.method == "loradrop" || m.method.rfind("loradrop_", 0) == 0)
+              rec.params["init_from_shared"] = static_cast<double>(r.init_shared.size());
+            log.say(
+                fmt::format("{}/{}: {} {} {} seed {}: adapters started from {} ({} tensors "
+                            "loaded, {} fresh, digest {})",
+                            pr.name, e.name, model, m.name, task, sd, init_dir,
+                            r.init.loaded.size(), r.init.kept.size(), r.init.digest));
+          }
           if (m.proportion > 0) rec.params["sample_proportion"] = m.proportion;
           if (m.threshold > 0) rec.params["threshold"] = m.threshold;
           if (m.during >= 0) rec.params["importance_during"] = m.during;

@@ -6,8 +6,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 
@@ -210,6 +210,9 @@ RunOutput run_method(nn::EncoderForSequenceClassification& model, Device device,
   Generator gen(o.seed * 31 + 7);
 
   if (o.method == "frozen" || o.method == "full") {
+    if (o.init_from)
+      throw UsageError(
+          fmt::format("method {} has no adapter to start from '{}'", o.method, o.init_from->dir));
     if (o.method == "frozen") {
       model.freeze_all();
       model.unfreeze("classifier.*");
@@ -224,6 +227,8 @@ RunOutput run_method(nn::EncoderForSequenceClassification& model, Device device,
     if (ac.method == lora::Method::VeRA) ac.r = o.vera_r;
     if (ac.method == lora::Method::TiedLoRA) ac.r = o.tied_r;
     r.adapters = std::make_shared<lora::AdapterSet>(model, ac, gen);
+    // A saved adapter replaces the fresh one before SNIP, which then scores it.
+    if (o.init_from) r.init = lora::init_adapters_from(*r.adapters, *o.init_from);
     if (ac.method == lora::Method::Sparse) {
       lora::SnipOptions so;
       so.sparsity = o.sparsity;
@@ -252,6 +257,9 @@ RunOutput run_method(nn::EncoderForSequenceClassification& model, Device device,
     // LoRA-drop: sample -> short LoRA training -> importance -> selection -> rebuild -> fine-tune.
     ac.method = lora::Method::LoRA;
     r.adapters = std::make_shared<lora::AdapterSet>(model, ac, gen);
+    // init_from: every site starts from the saved run's adapter at that site (a site that run
+    // shared gets a copy of its shared adapter; a site it dropped keeps the fresh init).
+    if (o.init_from) r.init = lora::init_adapters_from(*r.adapters, *o.init_from);
     r.lora_params = r.adapters->num_adapter_parameters();
     auto tracker = std::make_shared<lora::ImportanceTracker>(importance_options(o));
     r.adapters->attach_tracker(*tracker);
@@ -266,9 +274,9 @@ RunOutput run_method(nn::EncoderForSequenceClassification& model, Device device,
     so.eval_every = 0;
     so.phase = o.method + " " + task.name + " (sample)";
     const auto ts = std::chrono::steady_clock::now();
-    r.sample_loss =
-        train_loop(model, r.adapters->trainable_parameters(), nullptr, fwd, sample, task.pad_id, so,
-                   nullptr, nullptr, log, o.importance_during_training ? r.adapters.get() : nullptr);
+    r.sample_loss = train_loop(model, r.adapters->trainable_parameters(), nullptr, fwd, sample,
+                               task.pad_id, so, nullptr, nullptr, log,
+                               o.importance_during_training ? r.adapters.get() : nullptr);
     r.sample_seconds = seconds_since(ts);
     if (!o.importance_during_training) {
       const auto ti = std::chrono::steady_clock::now();
@@ -299,6 +307,10 @@ RunOutput run_method(nn::EncoderForSequenceClassification& model, Device device,
       return r;
     }
     r.adapters->rebuild(r.selected, sc.share_rest, lora::parse_shared_init(o.shared_init), gen);
+    // Retained sites keep their own adapter (started from the saved run's, then trained on the
+    // sample); a shared adapter starts from the saved run's shared adapter of the same target
+    // when that run shared too, else as shared_init says.
+    if (o.init_from) r.init_shared = lora::init_shared_from(*r.adapters, *o.init_from);
     r.trainable_params = r.adapters->num_adapter_parameters();
     lo.seed = o.seed + 1;
     lo.phase = o.method + " " + task.name + " (fine-tune)";

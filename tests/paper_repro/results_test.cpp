@@ -409,6 +409,54 @@ TEST_F(ResultsTest, WriterBadInput) {
   validate_schema(p);
 }
 
+// init_from: a run started from another task's adapter records it in string attributes; only
+// the names of kRunTextAttrs may be strings, every other run attribute is an f64 scalar.
+TEST_F(ResultsTest, InitFromAttributesRoundTripAndSchema) {
+  const std::string p = file("r.h5");
+  const RunKey k{"main", "roberta-large", "lora", "rte", 0};
+  {
+    auto f = ResultsFile::create(p, meta());
+    RunRecord r = record(k);
+    r.text["init_from"] = "mnli";
+    r.text["init_from_adapter"] = "paper/main_adapters/roberta-large/lora/mnli/seed0";
+    r.text["init_from_digest"] = "0123456789abcdef";
+    r.params["init_from_loaded"] = 48;
+    f.write_run(r);
+    RunRecord bad = record({"main", "roberta-large", "lora", "mrpc", 0});
+    bad.text["comment"] = "x";
+    EXPECT_THROW(f.write_run(bad), Error);
+    f.commit();
+  }
+  validate_schema(p);
+  RunRecord a = ResultsReader(p).read_run(k);
+  EXPECT_EQ(a.text["init_from"], "mnli");
+  EXPECT_EQ(a.text["init_from_digest"], "0123456789abcdef");
+  EXPECT_EQ(a.params["init_from_loaded"], 48.0);
+  const std::string run = "/main/roberta-large/lora/rte/seed_0";
+  h5_edit(p, [&](hid_t f) {  // an unknown string attribute, and init_from as a number
+    hid_t g = H5Gopen2(f, run.c_str(), H5P_DEFAULT);
+    hid_t st = H5Tcopy(H5T_C_S1);
+    H5Tset_size(st, 4);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t at = H5Acreate2(g, "comment", st, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(at, st, "abc");
+    H5Aclose(at);
+    H5Adelete(g, "init_from");
+    double one = 1;
+    at = H5Acreate2(g, "init_from", H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(at, H5T_NATIVE_DOUBLE, &one);
+    H5Aclose(at);
+    H5Sclose(sp);
+    H5Tclose(st);
+    H5Gclose(g);
+  });
+  auto probs = schema_problems(p);
+  EXPECT_TRUE(any_contains(probs, "attribute 'comment' must be an f64 scalar"))
+      << fmt::format("{}", fmt::join(probs, "\n"));
+  EXPECT_TRUE(any_contains(probs, "attribute 'init_from' must be a scalar string"))
+      << fmt::format("{}", fmt::join(probs, "\n"));
+}
+
 TEST_F(ResultsTest, SchemaCheckFindsViolations) {
   const std::string p = file("r.h5");
   auto fresh = [&] {
