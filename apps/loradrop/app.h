@@ -272,6 +272,13 @@ int cmd_repro(const ReproOptions& o);
 bool is_generation_experiment(const repro::ExperimentPreset& e);
 int run_nlg_experiment(const repro::Preset& pr, const repro::ExperimentPreset& e,
                        const ReproOptions& ro);
+
+// The end of a repro experiment: validates the results file `h5` (or says there were no runs),
+// prints the count of runs done / already present and, unless --no-plots, draws its figures into
+// <dir>/<experiment>_figures. Returns the exit code.
+int finish_experiment(const repro::Preset& pr, const repro::ExperimentPreset& e,
+                      const ReproOptions& ro, const std::string& h5, const std::string& dir,
+                      int64_t done, int64_t skipped);
 // The built-in decoders: "tiny-llama" (CI) and "small-llama" (self-pretrained in cpu-real), with
 // the tokenizer's vocabulary.
 nn::ModelConfig builtin_llama_config(const std::string& name, int64_t vocab_size);

@@ -617,19 +617,7 @@ int run_nlg_experiment(const repro::Preset& pr, const repro::ExperimentPreset& e
         }
     }
   }
-  if (!fs::exists(h5)) {
-    std::printf("%s/%s: no runs\n", pr.name.c_str(), e.name.c_str());
-    return kOk;
-  }
-  repro::validate_schema(h5);
-  std::printf("%s/%s: %lld runs done, %lld already present; %s (schema ok)\n", pr.name.c_str(),
-              e.name.c_str(), static_cast<long long>(done), static_cast<long long>(skipped),
-              h5.c_str());
-  if (ro.plots) {
-    const int rc = run_plot(h5, dir + "/" + e.name + "_figures");
-    if (rc != 0 && rc != 77) return kRuntimeFailure;
-  }
-  return kOk;
+  return finish_experiment(pr, e, ro, h5, dir, done, skipped);
 }
 
 }  // namespace ld::app

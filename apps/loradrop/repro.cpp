@@ -396,6 +396,14 @@ int run_experiment(const repro::Preset& pr, const repro::ExperimentPreset& e,
         }
     }
   }
+  return finish_experiment(pr, e, ro, h5, dir, done, skipped);
+}
+
+}  // namespace
+
+int finish_experiment(const repro::Preset& pr, const repro::ExperimentPreset& e,
+                      const ReproOptions& ro, const std::string& h5, const std::string& dir,
+                      int64_t done, int64_t skipped) {
   if (!fs::exists(h5)) {
     std::printf("%s/%s: no runs (nothing this program can run in it)\n", pr.name.c_str(),
                 e.name.c_str());
@@ -411,8 +419,6 @@ int run_experiment(const repro::Preset& pr, const repro::ExperimentPreset& e,
   }
   return kOk;
 }
-
-}  // namespace
 
 int cmd_repro(const ReproOptions& ro) {
   ld::init_threads();

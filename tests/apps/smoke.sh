@@ -4,6 +4,10 @@
 # step lacks h5py/matplotlib. Usage: smoke.sh LORADROP_BIN EXPERIMENT OUT_DIR SOURCE_DIR
 set -uo pipefail
 bin=$1 exp=$2 out=$3 src=$4
+# From scratch every time: a results file left by an earlier build would be resumed (every run
+# skipped, nothing tested) or, after a preset change, refused.
+rm -rf "$out/smoke/$exp".h5 "$out/smoke/$exp".h5.tmp-* "$out/smoke/$exp".log.jsonl \
+  "$out/smoke/${exp}"_figures "$out/smoke/${exp}"_adapters "$out/smoke/${exp}"_tiny* "$out/smoke/${exp}"_predictions
 log=$("$bin" repro "$exp" --preset smoke --out "$out" --no-plots 2>&1)
 rc=$?
 echo "$log" | tail -n 40
