@@ -80,6 +80,20 @@ Device parse_device(const std::string& s);  // "cpu", "cuda", "cuda:1"
     }                                                                                          \
   }()
 
+// Every floating dtype, bf16/f16 included (CPU kernels that widen each element on load; every
+// CUDA floating kernel: LD_CUDA_DISPATCH_FLOAT).
+#define LD_DISPATCH_FLOAT_HALF(dt, name, ...)                                \
+  [&] {                                                                      \
+    switch (dt) {                                                            \
+      LD_DISPATCH_CASE(f32, float, __VA_ARGS__)                              \
+      LD_DISPATCH_CASE(f64, double, __VA_ARGS__)                             \
+      LD_DISPATCH_CASE(bf16, ::ld::bf16, __VA_ARGS__)                        \
+      LD_DISPATCH_CASE(f16, ::ld::f16, __VA_ARGS__)                          \
+      default:                                                               \
+        LD_FAIL("{}: dtype {} is not floating", name, ::ld::dtype_name(dt)); \
+    }                                                                        \
+  }()
+
 #define LD_DISPATCH_ALL(dt, name, ...)                \
   [&] {                                               \
     switch (dt) {                                     \

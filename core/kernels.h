@@ -36,19 +36,6 @@ namespace ld::cuda {
 #define LD_CUDA_ONLY(expr) ::ld::require_cuda(__func__)
 #endif
 
-// The floating dtypes including bf16/f16 (CPU kernels that widen each element on load).
-#define LD_DISPATCH_FLOAT_HALF(dt, name, ...)                                \
-  [&] {                                                                      \
-    switch (dt) {                                                            \
-      LD_DISPATCH_CASE(f32, float, __VA_ARGS__)                              \
-      LD_DISPATCH_CASE(f64, double, __VA_ARGS__)                             \
-      LD_DISPATCH_CASE(bf16, ::ld::bf16, __VA_ARGS__)                        \
-      LD_DISPATCH_CASE(f16, ::ld::f16, __VA_ARGS__)                          \
-      default:                                                               \
-        LD_FAIL("{}: dtype {} is not floating", name, ::ld::dtype_name(dt)); \
-    }                                                                        \
-  }()
-
 // Dispatches a backend call on the device of tensor `t`: LD_DISPATCH_DEVICE(t, unary, op, out, x,
 // s)
 #define LD_DISPATCH_DEVICE(t, fn, ...)           \

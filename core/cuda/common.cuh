@@ -215,14 +215,4 @@ void dispatch_by_width(DType dt, const char* what, F&& go) {
 }  // namespace ld::cuda
 
 // Floating dtypes on CUDA: f32, f64, bf16, f16.
-#define LD_CUDA_DISPATCH_FLOAT(dt, name, ...)                                      \
-  [&] {                                                                            \
-    switch (dt) {                                                                  \
-      LD_DISPATCH_CASE(f32, float, __VA_ARGS__)                                    \
-      LD_DISPATCH_CASE(f64, double, __VA_ARGS__)                                   \
-      LD_DISPATCH_CASE(bf16, ::ld::bf16, __VA_ARGS__)                              \
-      LD_DISPATCH_CASE(f16, ::ld::f16, __VA_ARGS__)                                \
-      default:                                                                     \
-        LD_FAIL("{}: dtype {} not supported on CUDA", name, ::ld::dtype_name(dt)); \
-    }                                                                              \
-  }()
+#define LD_CUDA_DISPATCH_FLOAT(dt, name, ...) LD_DISPATCH_FLOAT_HALF(dt, name, __VA_ARGS__)
