@@ -799,6 +799,31 @@ ResultsFile ResultsFile::create(const std::string& path, const RunMeta& meta) {
   return r;
 }
 
+std::string resumed_provenance(const std::string& now, const std::string& old) {
+  static const std::string kTag = " (resumed; earlier runs: ";
+  // old: "<v>" or "<v> (resumed; earlier runs: <a>, <b>)": every version that wrote runs, once.
+  std::vector<std::string> earlier;
+  auto add = [&](const std::string& v) {
+    if (!v.empty() && v != now && std::find(earlier.begin(), earlier.end(), v) == earlier.end())
+      earlier.push_back(v);
+  };
+  const size_t tag = old.find(kTag);
+  if (tag != std::string::npos && old.back() == ')') {
+    const std::string list = old.substr(tag + kTag.size(), old.size() - tag - kTag.size() - 1);
+    for (size_t b = 0; b <= list.size();) {
+      size_t e = list.find(", ", b);
+      if (e == std::string::npos) e = list.size();
+      add(list.substr(b, e - b));
+      b = e + 2;
+    }
+    add(old.substr(0, tag));
+  } else {
+    add(old);
+  }
+  if (earlier.empty()) return now;
+  return fmt::format("{}{}{})", now, kTag, fmt::join(earlier, ", "));
+}
+
 nlohmann::json resume_fingerprint(const std::string& config_json,
                                   const std::set<std::string>& experiments) {
   nlohmann::json j = nlohmann::json::parse(config_json);
@@ -903,12 +928,8 @@ ResultsFile ResultsFile::open_or_create(const std::string& path, const RunMeta& 
   r.file_ = f;
   r.meta_ = meta;
   r.meta_.start_time = old.start_time;
-  if (old.git_commit != meta.git_commit)
-    r.meta_.git_commit =
-        fmt::format("{} (resumed; earlier runs: {})", meta.git_commit, old.git_commit);
-  if (old.program_version != meta.program_version)
-    r.meta_.program_version =
-        fmt::format("{} (resumed; earlier runs: {})", meta.program_version, old.program_version);
+  r.meta_.git_commit = resumed_provenance(meta.git_commit, old.git_commit);
+  r.meta_.program_version = resumed_provenance(meta.program_version, old.program_version);
   write_meta(f, r.tmp_, r.meta_);
   return r;
 }

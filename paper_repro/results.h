@@ -137,6 +137,11 @@ std::string iso8601_now();
 
 class ResultsReader;
 
+// The provenance string of a resumed file (git commit, program version): `now` alone when every
+// earlier run was written by it, else "now (resumed; earlier runs: a, b)" listing each earlier
+// version once (`old` may itself be such a string; resuming again does not nest them).
+std::string resumed_provenance(const std::string& now, const std::string& old);
+
 // What a resumed results file must agree on (see ResultsFile::open_or_create): for a preset
 // config (Preset::to_json(): has "experiments"), the sections that change what a run computes,
 // restricted to `experiments` (all when empty) and the models they use; free text (descriptions,

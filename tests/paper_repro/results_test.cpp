@@ -249,6 +249,17 @@ TEST_F(ResultsTest, ResumeKeepsFinishedRuns) {
   validate_schema(p);
 }
 
+TEST(ResumedProvenance, ListsEachEarlierVersionOnceWithoutNesting) {
+  EXPECT_EQ(resumed_provenance("a", "a"), "a");
+  EXPECT_EQ(resumed_provenance("b", "a"), "b (resumed; earlier runs: a)");
+  EXPECT_EQ(resumed_provenance("b", "b (resumed; earlier runs: a)"),
+            "b (resumed; earlier runs: a)");
+  EXPECT_EQ(resumed_provenance("c", "b (resumed; earlier runs: a)"),
+            "c (resumed; earlier runs: a, b)");
+  EXPECT_EQ(resumed_provenance("a", "c (resumed; earlier runs: a, b)"),
+            "a (resumed; earlier runs: b, c)");
+}
+
 // A preset config: resuming one experiment's file ignores free text and the other experiments,
 // but not this experiment's settings or the sections every run uses.
 TEST_F(ResultsTest, ResumeComparesWhatTheRunsDependOn) {
