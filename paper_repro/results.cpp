@@ -455,6 +455,25 @@ H5 row_type() {
   return t;
 }
 
+// A 1-d compound dataset of `n` rows of type `t` at `p` (intermediate groups created) with the
+// title / experiment / model attributes: the body of /tables and /text_tables entries.
+void write_table_dataset(hid_t file, const std::string& fname, const std::string& p, hid_t t,
+                         size_t n, const void* data, const std::string& title,
+                         const std::string& experiment, const std::string& model) {
+  hsize_t dims[1] = {n};
+  H5 sp(H5Screate_simple(1, dims, nullptr), H5Sclose);
+  H5 lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  H5Pset_create_intermediate_group(lcpl.get(), 1);
+  H5 d = check_id(H5Dcreate2(file, p.c_str(), t, sp.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT),
+                  H5Dclose, where(fname, p), "dataset create");
+  if (n > 0)
+    check_status(H5Dwrite(d.get(), t, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), where(fname, p),
+                 "dataset write");
+  write_str_attr(d.get(), "title", title, where(fname, p));
+  write_str_attr(d.get(), "experiment", experiment, where(fname, p));
+  write_str_attr(d.get(), "model", model, where(fname, p));
+}
+
 void write_table_impl(hid_t file, const std::string& fname, const Table& tb) {
   check_name(tb.name, "table");
   const std::string p = "/tables/" + tb.name;
@@ -465,19 +484,8 @@ void write_table_impl(hid_t file, const std::string& fname, const Table& tb) {
     rows.push_back({r.method.c_str(), r.task.c_str(), r.metric_name.c_str(), r.mean, r.std, r.n,
                     r.trainable_params});
   H5 t = row_type();
-  hsize_t dims[1] = {rows.size()};
-  H5 sp(H5Screate_simple(1, dims, nullptr), H5Sclose);
-  H5 lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
-  H5Pset_create_intermediate_group(lcpl.get(), 1);
-  H5 d =
-      check_id(H5Dcreate2(file, p.c_str(), t.get(), sp.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT),
-               H5Dclose, where(fname, p), "dataset create");
-  if (!rows.empty())
-    check_status(H5Dwrite(d.get(), t.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, rows.data()),
-                 where(fname, p), "dataset write");
-  write_str_attr(d.get(), "title", tb.title, where(fname, p));
-  write_str_attr(d.get(), "experiment", tb.experiment, where(fname, p));
-  write_str_attr(d.get(), "model", tb.model, where(fname, p));
+  write_table_dataset(file, fname, p, t.get(), rows.size(), rows.data(), tb.title, tb.experiment,
+                      tb.model);
 }
 
 Table read_table_impl(hid_t file, const std::string& fname, const std::string& name) {
@@ -542,19 +550,8 @@ void write_text_table_impl(hid_t file, const std::string& fname, const TextTable
   if (link_exists(file, p))
     check_status(H5Ldelete(file, p.c_str(), H5P_DEFAULT), where(fname, p), "delete");
   H5 t = text_row_type(tb.columns);
-  hsize_t dims[1] = {tb.rows.size()};
-  H5 sp(H5Screate_simple(1, dims, nullptr), H5Sclose);
-  H5 lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
-  H5Pset_create_intermediate_group(lcpl.get(), 1);
-  H5 d =
-      check_id(H5Dcreate2(file, p.c_str(), t.get(), sp.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT),
-               H5Dclose, where(fname, p), "dataset create");
-  if (!cells.empty())
-    check_status(H5Dwrite(d.get(), t.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, cells.data()),
-                 where(fname, p), "dataset write");
-  write_str_attr(d.get(), "title", tb.title, where(fname, p));
-  write_str_attr(d.get(), "experiment", tb.experiment, where(fname, p));
-  write_str_attr(d.get(), "model", tb.model, where(fname, p));
+  write_table_dataset(file, fname, p, t.get(), tb.rows.size(), cells.data(), tb.title,
+                      tb.experiment, tb.model);
 }
 
 TextTable read_text_table_impl(hid_t file, const std::string& fname, const std::string& name) {
