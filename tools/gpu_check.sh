@@ -2,11 +2,12 @@
 # One command for a lent H200: unpack the carried .debs (tools/fetch_gpu_debs.sh) into
 # /tmp/ldprefix (never into /), configure + build Release for sm_90 (with the cuDNN attention path
 # when the carried cudnn-frontend headers, .deps/, and a cuDNN on the machine are found), run every
-# CUDA test (ctest -R Cuda), then the kernel benchmarks. Writes $OUT/gpu_check.log,
-# $OUT/ctest.log and $OUT/bench.json. A failing step is recorded and the later ones still run;
+# CUDA test (ctest -R Cuda), the kernel benchmarks, then (time allowing) the loradrop program's
+# `quickstart --fast` on the CPU and on CUDA. Writes $OUT/gpu_check.log, $OUT/ctest.log,
+# $OUT/bench.json and $OUT/quickstart_{cpu,cuda}{.log,/}. A failing step is recorded and the later ones still run;
 # the exit status is non-zero when any step failed.
 #
-# Prepare here (network):  tools/fetch_gpu_debs.sh      (.debs/ ~19 MiB, and .deps/ ~3 MiB)
+# Prepare here (network):  tools/fetch_gpu_debs.sh      (.debs/ ~27 MiB, and .deps/ ~3 MiB)
 # Then the `run` tool call (carry stays under its 64 MiB: du -sh .debs .deps):
 #   carry:     [".debs", ".deps"]
 #   command:   OUT=$OUT tools/gpu_check.sh
@@ -19,7 +20,9 @@
 # configure, the carried libraries (OpenBLAS, fmt, GoogleTest, HDF5, ...) must resolve into
 # /tmp/ldprefix, not /usr (use it to test this script on a machine that has the -dev packages);
 # LD_GPU_CHECK_SKIP_BUILD=1 stops after configure + audit (a quick test of the unpack/configure);
-# LD_GPU_CHECK_BUILD_TIMEOUT (s, default 260) for slower machines than the H200 host.
+# LD_GPU_CHECK_BUILD_TIMEOUT (s, default 260) for slower machines than the H200 host;
+# LD_GPU_CHECK_E2E_BUDGET (s since the start, default 440) bounds the loradrop build + quickstarts,
+# LD_GPU_CHECK_QS_TIMEOUT (s, default 40) each quickstart.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${OUT:-$root/out}"
@@ -32,12 +35,22 @@ failed=()
 
 arch=$(gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)
 prefix=/tmp/ldprefix
+rt_prefix=/tmp/ldprefix-rt
+rt_lib=""
 cmake_extra=()
 if compgen -G "$root/.debs/*.deb" >/dev/null; then
   stamp "unpacking $(ls "$root"/.debs/*.deb | wc -l) .debs into $prefix"
   rm -rf "$prefix"
   mkdir -p "$prefix"
   for d in "$root"/.debs/*.deb; do dpkg -x "$d" "$prefix"; done
+  # HDF5's runtime closure (libcurl4, TLS, Kerberos, ...): a separate prefix that only the loradrop
+  # link (-rpath-link) and its runs see (fetch_gpu_debs.sh puts those packages in .debs/runtime/).
+  rm -rf "$rt_prefix"
+  if compgen -G "$root/.debs/runtime/*.deb" >/dev/null; then
+    mkdir -p "$rt_prefix"
+    for d in "$root"/.debs/runtime/*.deb; do dpkg -x "$d" "$rt_prefix"; done
+    rt_lib="$rt_prefix/usr/lib/$arch:$rt_prefix/lib/$arch"
+  fi
   # .pc files name /usr: rewrite them to the prefix.
   mkdir -p "$prefix/pkgconfig"
   while IFS= read -r pc; do
@@ -54,6 +67,7 @@ if compgen -G "$root/.debs/*.deb" >/dev/null; then
   # The root CMakeLists.txt looks for OpenBLAS's OpenMP build under /usr only: hand it the
   # prefix's (the cached results of its find_library/find_path). HDF5: the CMake config of
   # Debian's serial build (hdf5/serial on CMAKE_PREFIX_PATH), not the h5cc wrapper (names /usr).
+  [ -n "$rt_lib" ] && cmake_extra+=(-DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,${rt_lib//:/ -Wl,-rpath-link,}")
   cmake_extra+=(-DLD_OPENBLAS_OPENMP_LIB="$ob/libopenblas.so"
     -DLD_OPENBLAS_OPENMP_INC="$prefix/usr/include/$arch/openblas-openmp"
     -DHDF5_C_COMPILER_EXECUTABLE=HDF5_C_COMPILER_EXECUTABLE-NOTFOUND)
@@ -137,6 +151,35 @@ bench_rc=$?
 stamp "bench exit $bench_rc"
 ((bench_rc == 0)) || failed+=(bench)
 [ -f "$OUT/bench.json" ] && cat "$OUT/bench.json"
+
+# End to end, if time is left (the whole run stays under ~8 min): build the loradrop program
+# (links HDF5) and run `quickstart --fast` on the CPU and on CUDA: the full training path (encoder,
+# LoRA, LoRA-drop, AdamW, importance) on the GPU, its table next to the CPU's.
+left=$((${LD_GPU_CHECK_E2E_BUDGET:-440} - ($(date +%s) - t0)))
+if ((left < 60)); then
+  stamp "skipping the end-to-end quickstart: ${left}s left of the budget"
+  failed+=(quickstart-skipped)
+else
+  stamp "build loradrop (<= $((left - 45)) s)"
+  if timeout $((left - 45)) cmake --build "$build" -j"$(nproc)" --target loradrop; then
+    qs="$build/apps/loradrop/loradrop"
+    missing=$(LD_LIBRARY_PATH="$rt_lib${rt_lib:+:}$LD_LIBRARY_PATH" ldd "$qs" | grep 'not found' || true)
+    [ -n "$missing" ] && stamp "loradrop: libraries not found: $missing"
+    for dev in cpu cuda; do
+      stamp "quickstart --fast --device $dev"
+      LD_LIBRARY_PATH="$rt_lib${rt_lib:+:}$LD_LIBRARY_PATH" timeout "${LD_GPU_CHECK_QS_TIMEOUT:-40}" \
+        "$qs" quickstart --fast --no-plots --device "$dev" --out "$OUT/quickstart_$dev" \
+        >"$OUT/quickstart_$dev.log" 2>&1
+      rc=$?
+      stamp "quickstart $dev exit $rc"
+      tail -n 12 "$OUT/quickstart_$dev.log"
+      ((rc == 0)) || failed+=("quickstart-$dev")
+    done
+  else
+    stamp "build loradrop FAILED (or ran out of time)"
+    failed+=(build-loradrop)
+  fi
+fi
 if ((${#failed[@]})); then
   stamp "done; FAILED: ${failed[*]}"
   exit 1
