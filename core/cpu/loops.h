@@ -3,6 +3,7 @@
 #pragma once
 #include <omp.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <type_traits>
@@ -103,6 +104,24 @@ void parallel_for(int64_t n, int64_t work_per_index, F f) {
     for (int64_t i = 0; i < n; ++i) f(i);
   } else {
     for (int64_t i = 0; i < n; ++i) f(i);
+  }
+}
+
+// Like parallel_for, but f(begin, end) gets one contiguous range per thread (for per-thread
+// scratch buffers).
+template <class F>
+void parallel_rows(int64_t n, int64_t work_per_index, F f) {
+  if (n * work_per_index >= kParallelGrain && n > 1 && omp_get_max_threads() > 1 &&
+      !omp_in_parallel()) {
+#pragma omp parallel
+    {
+      const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+      const int64_t chunk = (n + nt - 1) / nt;
+      const int64_t b = std::min(n, t * chunk), e = std::min(n, b + chunk);
+      if (e > b) f(b, e);
+    }
+  } else if (n > 0) {
+    f(0, n);
   }
 }
 

@@ -3,6 +3,7 @@
 // so fully padded attention rows come out as zeros.
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "core/cpu/loops.h"
 #include "core/kernels.h"
@@ -37,31 +38,38 @@ void softmax_fwd(const Tensor& y, const Tensor& x, const Tensor& mask, bool log)
     const T* mp = mask.defined() ? static_cast<const T*>(mask.raw_data()) : nullptr;
     T* yp = static_cast<T*>(y.raw_data());
     const int64_t xj = xs.back(), mj = mp ? ms.back() : 0;
-    parallel_for(rows, 4 * n, [&](int64_t r) {
+    // One row at a time: the masked logits in f64 (a per-thread scratch row), each exp once.
+    auto row = [&](int64_t r, double* v) {
       const T* xr = xp + row_offset(r, sh, xs);
       const T* mr = mp ? mp + row_offset(r, sh, ms) : nullptr;
       T* yr = yp + r * n;
-      auto v = [&](int64_t j) {
-        double a = xr[j * xj];
-        if (mr) a += double(mr[j * mj]);
-        return a;
-      };
+      for (int64_t j = 0; j < n; ++j) v[j] = double(xr[j * xj]);
+      if (mr)
+        for (int64_t j = 0; j < n; ++j) v[j] += double(mr[j * mj]);
       double m = -std::numeric_limits<double>::infinity();
-      for (int64_t j = 0; j < n; ++j) m = std::max(m, v(j));
+      for (int64_t j = 0; j < n; ++j) m = std::max(m, v[j]);
       if (m == -std::numeric_limits<double>::infinity()) {
         const T fill = log ? -std::numeric_limits<T>::infinity() : T(0);
         for (int64_t j = 0; j < n; ++j) yr[j] = fill;
         return;
       }
       double s = 0;
-      for (int64_t j = 0; j < n; ++j) s += std::exp(v(j) - m);
       if (log) {
+        for (int64_t j = 0; j < n; ++j) s += std::exp(v[j] - m);
         const double lse = m + std::log(s);
-        for (int64_t j = 0; j < n; ++j) yr[j] = static_cast<T>(v(j) - lse);
+        for (int64_t j = 0; j < n; ++j) yr[j] = static_cast<T>(v[j] - lse);
       } else {
+        for (int64_t j = 0; j < n; ++j) {
+          v[j] = std::exp(v[j] - m);
+          s += v[j];
+        }
         const double inv = 1.0 / s;
-        for (int64_t j = 0; j < n; ++j) yr[j] = static_cast<T>(std::exp(v(j) - m) * inv);
+        for (int64_t j = 0; j < n; ++j) yr[j] = static_cast<T>(v[j] * inv);
       }
+    };
+    parallel_rows(rows, 4 * n, [&](int64_t begin, int64_t end) {
+      std::vector<double> scratch(static_cast<size_t>(n));
+      for (int64_t r = begin; r < end; ++r) row(r, scratch.data());
     });
   });
 }
