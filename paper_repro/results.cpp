@@ -1187,7 +1187,11 @@ std::vector<std::string> schema_problems(const std::string& path) {
 
   for (const auto& top : children(F, "/")) {
     const std::string tp = "/" + top;
-    if (top == "tables") {
+    if (top == "tables" || top == "text_tables") {
+      // Both hold compound datasets with title / experiment / model attributes: /tables numeric
+      // rows with kTableFields, /text_tables 1-D rows of string fields.
+      const bool text = top == "text_tables";
+      const char* kind = text ? "a text table" : "a table";
       if (!is_group(tp)) {
         bad(tp, "must be a group");
         continue;
@@ -1196,46 +1200,29 @@ std::vector<std::string> schema_problems(const std::string& path) {
         const std::string p = tp + "/" + tn;
         H5 d(H5Dopen2(F, p.c_str(), H5P_DEFAULT), H5Dclose);
         if (!d.ok()) {
-          bad(p, "a table must be a dataset");
+          bad(p, fmt::format("{} must be a dataset", kind));
           continue;
         }
         H5 t(H5Dget_type(d.get()), H5Tclose);
-        if (H5Tget_class(t.get()) != H5T_COMPOUND) {
-          bad(p, "a table must be a compound dataset");
+        if (H5Tget_class(t.get()) != H5T_COMPOUND || (text && H5Tget_nmembers(t.get()) < 1)) {
+          bad(p, fmt::format("{} must be a compound dataset{}", kind,
+                             text ? " with at least one field" : ""));
           continue;
         }
-        for (const char* fld : kTableFields)
-          if (H5Tget_member_index(t.get(), fld) < 0) bad(p, fmt::format("missing field '{}'", fld));
-        for (const char* a : {"title", "experiment", "model"})
-          if (!read_str_attr(d.get(), a)) bad(p, fmt::format("missing string attribute '{}'", a));
-      }
-      continue;
-    }
-    if (top == "text_tables") {
-      if (!is_group(tp)) {
-        bad(tp, "must be a group");
-        continue;
-      }
-      for (const auto& tn : children(F, tp)) {
-        const std::string p = tp + "/" + tn;
-        H5 d(H5Dopen2(F, p.c_str(), H5P_DEFAULT), H5Dclose);
-        if (!d.ok()) {
-          bad(p, "a text table must be a dataset");
-          continue;
+        if (text) {
+          for (int i = 0; i < H5Tget_nmembers(t.get()); ++i)
+            if (H5Tget_member_class(t.get(), static_cast<unsigned>(i)) != H5T_STRING) {
+              char* n = H5Tget_member_name(t.get(), static_cast<unsigned>(i));
+              bad(p, fmt::format("field '{}' is not a string", n ? n : "?"));
+              H5free_memory(n);
+            }
+          H5 sp(H5Dget_space(d.get()), H5Sclose);
+          if (H5Sget_simple_extent_ndims(sp.get()) != 1) bad(p, "a text table must be 1-D");
+        } else {
+          for (const char* fld : kTableFields)
+            if (H5Tget_member_index(t.get(), fld) < 0)
+              bad(p, fmt::format("missing field '{}'", fld));
         }
-        H5 t(H5Dget_type(d.get()), H5Tclose);
-        if (H5Tget_class(t.get()) != H5T_COMPOUND || H5Tget_nmembers(t.get()) < 1) {
-          bad(p, "a text table must be a compound dataset with at least one field");
-          continue;
-        }
-        for (int i = 0; i < H5Tget_nmembers(t.get()); ++i)
-          if (H5Tget_member_class(t.get(), static_cast<unsigned>(i)) != H5T_STRING) {
-            char* n = H5Tget_member_name(t.get(), static_cast<unsigned>(i));
-            bad(p, fmt::format("field '{}' is not a string", n ? n : "?"));
-            H5free_memory(n);
-          }
-        H5 sp(H5Dget_space(d.get()), H5Sclose);
-        if (H5Sget_simple_extent_ndims(sp.get()) != 1) bad(p, "a text table must be 1-D");
         for (const char* a : {"title", "experiment", "model"})
           if (!read_str_attr(d.get(), a)) bad(p, fmt::format("missing string attribute '{}'", a));
       }

@@ -551,6 +551,25 @@ TEST_F(ResultsTest, SchemaCheckFindsViolations) {
   });
   expect_problem("/tables/t: missing string attribute 'title'");
 
+  fresh();
+  h5_edit(p, [&](hid_t f) {
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t ds = H5Dcreate2(f, "/tables/plain", H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT,
+                          H5P_DEFAULT);
+    H5Dclose(ds), H5Sclose(sp);
+    hid_t g = H5Gcreate2(f, "/tables/sub", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Gclose(g);
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(double));
+    H5Tinsert(t, "method", 0, H5T_NATIVE_DOUBLE);
+    hsize_t n = 1;
+    hid_t sp1 = H5Screate_simple(1, &n, nullptr);
+    hid_t d = H5Dcreate2(f, "/tables/few", t, sp1, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dclose(d), H5Sclose(sp1), H5Tclose(t);
+  });
+  expect_problem("/tables/plain: a table must be a compound dataset");
+  expect_problem("/tables/sub: a table must be a dataset");
+  expect_problem("/tables/few: missing field 'metric_name'");
+
   EXPECT_TRUE(any_contains(schema_problems(file("none.h5")), "no such file"));
 }
 
