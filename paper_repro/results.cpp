@@ -4,11 +4,13 @@
 
 #include <fcntl.h>
 #include <hdf5.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <ctime>
@@ -775,10 +777,43 @@ std::string iso8601_now() {
 
 // ---- ResultsFile ----
 
+std::vector<std::string> remove_stale_temporaries(const std::string& path) {
+  // A writer works on <path>.tmp-<pid> and renames it over <path> at each commit, so a temporary
+  // left behind holds nothing the results file lacks but the interrupted run itself.
+  std::vector<std::string> removed;
+  const fs::path p(path);
+  const fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  const std::string prefix = p.filename().string() + ".tmp-";
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string digits = name.substr(prefix.size());
+    if (digits.empty() || digits.size() > 9 ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      continue;
+    const auto pid = static_cast<pid_t>(std::stol(digits));
+    if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive, or unknown
+    std::error_code rm;
+    if (fs::remove(it->path(), rm)) removed.push_back(it->path().string());
+  }
+  return removed;
+}
+
+namespace {
+void clean_stale_temporaries(const std::string& path) {
+  for (const std::string& f : remove_stale_temporaries(path))
+    fmt::print(stderr, "results: removed {} (left by an interrupted run whose process is gone)\n",
+               f);
+}
+}  // namespace
+
 ResultsFile ResultsFile::create(const std::string& path, const RunMeta& meta) {
   quiet_hdf5();
   check_meta(meta);
   LD_CHECK(!path.empty(), "results: empty path");
+  clean_stale_temporaries(path);
   std::error_code ec;
   LD_CHECK(!fs::is_directory(path, ec), "results path {} is a directory", path);
   fs::path parent = fs::path(path).parent_path();
@@ -857,6 +892,7 @@ ResultsFile ResultsFile::open_or_create(const std::string& path, const RunMeta& 
   std::error_code ec;
   if (!fs::exists(path, ec)) return create(path, meta);
   check_meta(meta);
+  clean_stale_temporaries(path);
   auto problems = schema_problems(path);
   LD_CHECK(problems.empty(), "cannot resume from {}: not a valid results file ({}{})", path,
            problems.front(),

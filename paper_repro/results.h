@@ -137,6 +137,10 @@ std::string iso8601_now();
 
 class ResultsReader;
 
+// Removes <path>.tmp-<pid> files whose writing process no longer exists (an interrupted run's
+// working copy; ResultsFile::create / open_or_create call it) and returns their paths.
+std::vector<std::string> remove_stale_temporaries(const std::string& path);
+
 // The provenance string of a resumed file (git commit, program version): `now` alone when every
 // earlier run was written by it, else "now (resumed; earlier runs: a, b)" listing each earlier
 // version once (`old` may itself be such a string; resuming again does not nest them).

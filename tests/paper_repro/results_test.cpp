@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 #include <hdf5.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -667,6 +668,27 @@ TEST_F(ResultsTest, TextTableRoundTripAndSchema) {
   EXPECT_TRUE(any_contains(probs, "/text_tables/numbers: field 'value' is not a string"))
       << fmt::format("{}", fmt::join(probs, "\n"));
   EXPECT_TRUE(any_contains(probs, "/text_tables/numbers: missing string attribute 'title'"));
+}
+
+TEST_F(ResultsTest, StaleTemporariesOfGoneProcessesAreRemoved) {
+  const std::string p = file("stale.h5");
+  // A process that has exited: its pid is free (ESRCH) until reused.
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  ::waitpid(child, nullptr, 0);
+  const std::string gone = fmt::format("{}.tmp-{}", p, child);
+  const std::string alive = fmt::format("{}.tmp-{}", p, ::getppid());
+  const std::string other = p + ".tmp-notapid";
+  for (const auto& f : {gone, alive, other}) std::ofstream(f) << "x";
+  auto w = ResultsFile::create(p, meta());
+  EXPECT_FALSE(fs::exists(gone));
+  EXPECT_TRUE(fs::exists(alive));
+  EXPECT_TRUE(fs::exists(other));
+  w.commit();
+  EXPECT_TRUE(remove_stale_temporaries(p).empty());
+  fs::remove(alive);
+  fs::remove(other);
 }
 
 TEST(ResultsBuildInfo, VersionCommitAndTime) {
