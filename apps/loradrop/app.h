@@ -85,7 +85,9 @@ struct Settings {
 class Logger {
  public:
   Logger() = default;
-  Logger(const std::string& jsonl_path, bool progress);
+  // fresh: start the file empty (a command that runs from scratch); else append (a resumed sweep
+  // keeps the earlier runs' lines).
+  Logger(const std::string& jsonl_path, bool progress, bool fresh = false);
   void event(const std::string& json_line);
   // One training step: progress line (step/total, loss, tokens/s, ETA) and a log line.
   void step(const std::string& phase, int64_t step, int64_t total, double loss, double lr,
@@ -97,8 +99,9 @@ class Logger {
   std::string path_;
   bool tty_ = false;
   bool open_line_ = false;
-  double t0_ = 0;
-  int64_t tokens_ = 0;
+  double t0_ = 0;       // when the phase's first step was reported
+  int64_t tokens_ = 0;  // tokens of the phase's steps after the first
+  int64_t steps_ = 0;   // steps after the first
   std::string phase_;
 };
 

@@ -208,7 +208,7 @@ void setup_threads(const Settings& s) {
 }
 
 int cmd_train(const Settings& s) {
-  Logger log(s.out + "/log.jsonl", s.progress);
+  Logger log(s.out + "/log.jsonl", s.progress, /*fresh=*/true);
   Prepared p = prepare(s, log, true);
   auto model = p.src.make(labels_arg(p.task), static_cast<uint64_t>(s.seed), p.device);
   RunOutput r = run_method(*model, p.device, p.task, run_options(s), log);
@@ -238,7 +238,7 @@ int cmd_train(const Settings& s) {
 }
 
 int cmd_importance(const Settings& s) {
-  Logger log(s.out + "/log.jsonl", s.progress);
+  Logger log(s.out + "/log.jsonl", s.progress, /*fresh=*/true);
   Prepared p = prepare(s, log, true);
   auto model = p.src.make(labels_arg(p.task), static_cast<uint64_t>(s.seed), p.device);
   RunOptions o = run_options(s);
@@ -468,7 +468,7 @@ void quickstart_defaults(Settings& s, bool fast) {
 int cmd_quickstart(Settings s, const QuickstartOptions& q) {
   fs::create_directories(s.out);
   const std::string h5 = s.out + "/results.h5";
-  Logger log(s.out + "/log.jsonl", s.progress);
+  Logger log(s.out + "/log.jsonl", s.progress, /*fresh=*/true);
   if (q.real && s.task == "synthetic")
     throw UsageError("quickstart --model DIR needs --task (a GLUE task) and --data DIR");
   Prepared p = prepare(s, log, true, q.fast);

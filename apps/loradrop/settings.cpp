@@ -317,11 +317,15 @@ RunOptions run_options(const Settings& s) {
 
 // ---- Logger ----
 
-Logger::Logger(const std::string& jsonl_path, bool progress)
+Logger::Logger(const std::string& jsonl_path, bool progress, bool fresh)
     : path_(jsonl_path), tty_(progress && ::isatty(2)), t0_(now_s()) {
   if (!path_.empty()) {
     std::filesystem::path p(path_);
     if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path());
+    if (fresh) {
+      std::ofstream f(path_, std::ios::trunc);
+      if (!f) throw Error(fmt::format("cannot write log file {}", path_));
+    }
   }
 }
 
@@ -333,28 +337,31 @@ void Logger::event(const std::string& line) {
 
 void Logger::step(const std::string& phase, int64_t step, int64_t total, double loss, double lr,
                   int64_t tokens) {
+  // The clock of a phase starts when its first step is reported: rates and the ETA come from the
+  // steps after it (the first step's own time is not known here), none for the first.
   if (phase != phase_) {
     end_phase();
     phase_ = phase;
     t0_ = now_s();
     tokens_ = 0;
+    steps_ = 0;
+  } else {
+    tokens_ += tokens;
+    ++steps_;
   }
-  tokens_ += tokens;
   const double secs = now_s() - t0_;
-  const double tps = secs > 0 ? static_cast<double>(tokens_) / secs : 0;
+  const bool timed = steps_ > 0 && secs > 0;
+  const double tps = timed ? static_cast<double>(tokens_) / secs : 0;
   const double eta =
-      step > 0 ? secs / static_cast<double>(step) * static_cast<double>(total - step) : 0;
-  event(nlohmann::json({{"phase", phase},
-                        {"step", step},
-                        {"total", total},
-                        {"loss", loss},
-                        {"lr", lr},
-                        {"tokens_per_s", tps}})
-            .dump());
+      timed ? secs / static_cast<double>(steps_) * static_cast<double>(total - step) : 0;
+  nlohmann::json j = {
+      {"phase", phase}, {"step", step}, {"total", total}, {"loss", loss}, {"lr", lr}};
+  j["tokens_per_s"] = timed ? nlohmann::json(tps) : nlohmann::json(nullptr);
+  event(j.dump());
   if (tty_) {
-    std::fprintf(stderr, "\r%-24s step %lld/%lld  loss %.4f  %.0f tok/s  ETA %.0fs   ",
-                 phase.c_str(), static_cast<long long>(step), static_cast<long long>(total), loss,
-                 tps, eta);
+    const std::string rate = timed ? fmt::format("{:.0f} tok/s  ETA {:.0f}s", tps, eta) : "";
+    std::fprintf(stderr, "\r%-24s step %lld/%lld  loss %.4f  %s   ", phase.c_str(),
+                 static_cast<long long>(step), static_cast<long long>(total), loss, rate.c_str());
     open_line_ = true;
   }
 }
