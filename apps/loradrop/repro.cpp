@@ -390,9 +390,20 @@ int run_experiment(const repro::Preset& pr, const repro::ExperimentPreset& e,
                                            e.description, e.name, model, names, e.tasks});
           f.commit();
           ++done;
-          log.say(fmt::format("{}/{}: {} {} {} seed {}: {} = {:.4f}, #Tr. params {}, {:.1f} s",
-                              pr.name, e.name, model, m.name, task, sd, td.metric_name,
-                              r.eval.metric, r.trainable_params, r.seconds));
+          if (e.importance_only) {
+            // No fine-tune, so no metric: what the importance selected.
+            std::vector<std::string> kept;
+            for (const auto& [target, sel] : r.selected)
+              kept.push_back(fmt::format("{} {} of {} layers", target,
+                                         std::count(sel.begin(), sel.end(), true), sel.size()));
+            log.say(fmt::format("{}/{}: {} {} {} seed {}: importance only, T={} keeps {}, {:.1f} s",
+                                pr.name, e.name, model, m.name, task, sd, o.threshold,
+                                fmt::join(kept, ", "), r.seconds));
+          } else {
+            log.say(fmt::format("{}/{}: {} {} {} seed {}: {} = {:.4f}, #Tr. params {}, {:.1f} s",
+                                pr.name, e.name, model, m.name, task, sd, td.metric_name,
+                                r.eval.metric, r.trainable_params, r.seconds));
+          }
         }
     }
   }
