@@ -8,7 +8,7 @@ dest="${1:-$root/.debs}"
 mkdir -p "$dest"
 cd "$dest"
 # Runtime + dev packages: OpenBLAS, HDF5, fmt, GoogleTest, nlohmann-json, sentencepiece, CLI11,
-# toml++, and the libraries they link that a minimal CUDA image lacks. OpenBLAS is Debian's OpenMP
+# toml++, SLEEF, and the libraries they link that a minimal CUDA image lacks. OpenBLAS is Debian's OpenMP
 # build, the one the root CMakeLists.txt links (/usr/lib/<arch>/openblas-openmp): the pthread
 # build's pool would contend with our OpenMP loops.
 pkgs=(
@@ -20,6 +20,7 @@ pkgs=(
   libsentencepiece-dev libsentencepiece0 libprotobuf-lite32
   libcli11-dev
   libtomlplusplus-dev libtomlplusplus3
+  libsleef-dev libsleef3
   libgomp1
 )
 # The runtime closure of Debian's libhdf5_serial (it links libcurl.so.4 and, through it, TLS,

@@ -113,7 +113,7 @@ if [ -d "$prefix" ] && compgen -G "$root/.debs/*.deb" >/dev/null; then
       *"$prefix"*) echo "  prefix: $line" ;;
       *) echo "  OUTSIDE the prefix: $line"; outside=1 ;;
     esac
-  done < <(grep -E '^(LD_OPENBLAS_OPENMP_(LIB|INC)|fmt_DIR|nlohmann_json_DIR|GTest_DIR|HDF5_DIR|hdf5_DIR|HDF5_C_LIBRARY_hdf5|tomlplusplus_DIR|CLI11_DIR|pkgcfg_lib_[A-Z_]*_[a-z]*)[:=]' "$build/CMakeCache.txt" | grep -v -- '-NOTFOUND')
+  done < <(grep -E '^(LD_OPENBLAS_OPENMP_(LIB|INC)|LD_SLEEF_(LIB|INC)|fmt_DIR|nlohmann_json_DIR|GTest_DIR|HDF5_DIR|hdf5_DIR|HDF5_C_LIBRARY_hdf5|tomlplusplus_DIR|CLI11_DIR|pkgcfg_lib_[A-Z_]*_[a-z]*)[:=]' "$build/CMakeCache.txt" | grep -v -- '-NOTFOUND')
   if ((outside)); then
     stamp "prefix audit: some libraries resolve outside $prefix"
     if [ "${LD_GPU_CHECK_PREFIX_ONLY:-0}" = 1 ]; then

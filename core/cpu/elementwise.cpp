@@ -1,5 +1,6 @@
 // CPU elementwise kernels: one strided loop per op, instantiated from the shared functors.
 #include "core/cpu/loops.h"
+#include "core/cpu/vec_math.h"
 #include "core/kernels.h"
 
 namespace ld::cpu {
@@ -16,7 +17,13 @@ void unary_t(const Tensor& out, const Tensor& x, double s_) {
       [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
         T* op = o + off[0];
         const T* ap = a + off[1];
-        if (st[0] == 1 && st[1] == 1) {
+        if constexpr (OP == UnaryOp::GeluErf && std::is_same_v<T, float>) {
+          // Vectorised (core/cpu/vec_math.h); element by element when strided, same bits.
+          if (st[0] == 1 && st[1] == 1)
+            gelu_erf_f32(ap, op, n);
+          else
+            for (int64_t i = 0; i < n; ++i) gelu_erf_f32(ap + i * st[1], op + i * st[0], 1);
+        } else if (st[0] == 1 && st[1] == 1) {
           for (int64_t i = 0; i < n; ++i) op[i] = fn::unary<OP, T>(ap[i], s);
         } else {
           for (int64_t i = 0; i < n; ++i) op[i * st[0]] = fn::unary<OP, T>(ap[i * st[1]], s);
@@ -37,7 +44,13 @@ void binary_t(const Tensor& out, const Tensor& x, const Tensor& y, double s_) {
         T* op = o + off[0];
         const T* ap = a + off[1];
         const T* bp = b + off[2];
-        if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
+        if constexpr (OP == BinaryOp::GeluErfGrad && std::is_same_v<T, float>) {
+          if (st[0] == 1 && st[1] == 1 && st[2] == 1)
+            gelu_erf_grad_f32(ap, bp, op, n);
+          else
+            for (int64_t i = 0; i < n; ++i)
+              gelu_erf_grad_f32(ap + i * st[1], bp + i * st[2], op + i * st[0], 1);
+        } else if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
           for (int64_t i = 0; i < n; ++i) op[i] = fn::binary<OP, T>(ap[i], bp[i], s);
         } else if (st[0] == 1 && st[1] == 1 && st[2] == 0) {
           const T bv = *bp;
@@ -73,12 +86,13 @@ void unary(UnaryOp op, const Tensor& out, const Tensor& x, double s) {
   LD_DISPATCH_FLOAT(x.dtype(), "unary", [&] {
     switch (op) {
       LD_UNARY_CASE(Neg)
-      LD_UNARY_CASE(Exp) LD_UNARY_CASE(Log) LD_UNARY_CASE(Sqrt) LD_UNARY_CASE(Rsqrt)
-          LD_UNARY_CASE(Tanh) LD_UNARY_CASE(Relu) LD_UNARY_CASE(Sigmoid) LD_UNARY_CASE(Silu)
-              LD_UNARY_CASE(GeluErf) LD_UNARY_CASE(GeluTanh) LD_UNARY_CASE(Abs)
-                  LD_UNARY_CASE(Square) LD_UNARY_CASE(AddScalar) LD_UNARY_CASE(MulScalar)
-                      LD_UNARY_CASE(PowScalar) LD_UNARY_CASE(RSubScalar) LD_UNARY_CASE(RDivScalar)
-                          LD_UNARY_CASE(Sign)
+      LD_UNARY_CASE(Exp)
+      LD_UNARY_CASE(Log)
+      LD_UNARY_CASE(Sqrt) LD_UNARY_CASE(Rsqrt) LD_UNARY_CASE(Tanh) LD_UNARY_CASE(Relu)
+          LD_UNARY_CASE(Sigmoid) LD_UNARY_CASE(Silu) LD_UNARY_CASE(GeluErf) LD_UNARY_CASE(GeluTanh)
+              LD_UNARY_CASE(Abs) LD_UNARY_CASE(Square) LD_UNARY_CASE(AddScalar)
+                  LD_UNARY_CASE(MulScalar) LD_UNARY_CASE(PowScalar) LD_UNARY_CASE(RSubScalar)
+                      LD_UNARY_CASE(RDivScalar) LD_UNARY_CASE(Sign)
     }
     LD_FAIL("unary: unknown op {}", int(op));
   });
@@ -92,10 +106,11 @@ void binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b, do
   LD_DISPATCH_FLOAT(a.dtype(), "binary", [&] {
     switch (op) {
       LD_BINARY_CASE(Add)
-      LD_BINARY_CASE(Sub) LD_BINARY_CASE(Mul) LD_BINARY_CASE(Div) LD_BINARY_CASE(Maximum)
-          LD_BINARY_CASE(Minimum) LD_BINARY_CASE(ReluGrad) LD_BINARY_CASE(SiluGrad)
-              LD_BINARY_CASE(GeluErfGrad) LD_BINARY_CASE(GeluTanhGrad) LD_BINARY_CASE(TanhGrad)
-                  LD_BINARY_CASE(SigmoidGrad) LD_BINARY_CASE(PowGrad)
+      LD_BINARY_CASE(Sub)
+      LD_BINARY_CASE(Mul)
+      LD_BINARY_CASE(Div) LD_BINARY_CASE(Maximum) LD_BINARY_CASE(Minimum) LD_BINARY_CASE(ReluGrad)
+          LD_BINARY_CASE(SiluGrad) LD_BINARY_CASE(GeluErfGrad) LD_BINARY_CASE(GeluTanhGrad)
+              LD_BINARY_CASE(TanhGrad) LD_BINARY_CASE(SigmoidGrad) LD_BINARY_CASE(PowGrad)
     }
     LD_FAIL("binary: unknown op {}", int(op));
   });
@@ -112,8 +127,8 @@ void compare(CompareOp op, const Tensor& out, const Tensor& a, const Tensor& b) 
     } else {
       switch (op) {
         LD_COMPARE_CASE(Eq)
-        LD_COMPARE_CASE(Ne) LD_COMPARE_CASE(Lt) LD_COMPARE_CASE(Le) LD_COMPARE_CASE(Gt)
-            LD_COMPARE_CASE(Ge)
+        LD_COMPARE_CASE(Ne)
+        LD_COMPARE_CASE(Lt) LD_COMPARE_CASE(Le) LD_COMPARE_CASE(Gt) LD_COMPARE_CASE(Ge)
       }
     }
   });

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/cpu/loops.h"
+#include "core/cpu/vec_math.h"
 #include "core/kernels.h"
 
 namespace ld::cpu {
@@ -59,10 +60,7 @@ void softmax_fwd(const Tensor& y, const Tensor& x, const Tensor& mask, bool log)
         const double lse = m + std::log(s);
         for (int64_t j = 0; j < n; ++j) yr[j] = static_cast<T>(v[j] - lse);
       } else {
-        for (int64_t j = 0; j < n; ++j) {
-          v[j] = std::exp(v[j] - m);
-          s += v[j];
-        }
+        s = exp_shifted_sum_f64(v, n, m);  // vectorised exp (core/cpu/vec_math.h)
         const double inv = 1.0 / s;
         for (int64_t j = 0; j < n; ++j) yr[j] = static_cast<T>(v[j] * inv);
       }

@@ -2,8 +2,11 @@
 // inputs, odd sizes) and forward values against hand-computed cases.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 
+#include "core/cpu/vec_math.h"
 #include "core/ops.h"
 #include "tests/test_util.h"
 
@@ -239,4 +242,136 @@ TEST(ElementwiseBadInput, MismatchesNameShapesAndDtypes) {
   EXPECT_THROW(add(a, Tensor()), Error);
   Tensor i = Tensor::zeros({2, 3}, DType::i32);
   EXPECT_THROW(i + i, Error);  // integer arithmetic is not supported: a clear error, no crash
+}
+
+// The f32 CPU GELU runs on SLEEF's SSE2 erff/expf (core/cpu/vec_math.h). Its error against an f64
+// reference stays within the bound the scalar libm path meets (the formula's own float rounding,
+// which includes the cancellation in 1 + erf for x < 0), it matches libm's result closely, specials
+// behave as the scalar formula, and an element's bits do not depend on its position or layout.
+namespace {
+double gelu_ref(double x) { return 0.5 * x * (1.0 + std::erf(x * 0.7071067811865476)); }
+double gelu_grad_ref(double x) {
+  return 0.5 * (1.0 + std::erf(x * 0.7071067811865476)) +
+         x * 0.3989422804014327 * std::exp(-0.5 * x * x);
+}
+// |got - ref| <= a few float ulps of the result plus the float rounding of 1 + erf (2^-24 per
+// unit of the factor in front of it).
+bool within(double got, double ref, double factor) {
+  const double ulp = std::ldexp(1.0, std::ilogb(std::max(std::fabs(ref), 1e-30)) - 23);
+  return std::fabs(got - ref) <= 4 * ulp + 1.2e-7 * std::fabs(factor) + 1e-37;
+}
+}  // namespace
+
+TEST(GeluF32Vectorised, AccurateLikeLibmAndLayoutIndependent) {
+  std::vector<float> x;
+  for (int i = -240000; i <= 240000; ++i) x.push_back(static_cast<float>(i) * 5e-5f);  // [-12, 12]
+  for (float v : {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-40f, 30.0f, -30.0f, 1e30f, -1e30f})
+    x.push_back(v);
+  const auto n = static_cast<int64_t>(x.size());
+  std::vector<float> g(x.size());
+  for (size_t i = 0; i < x.size(); ++i) g[i] = 1.0f - 0.25f * static_cast<float>(i % 7);
+  std::vector<cpu::VecIsa> isas = {cpu::VecIsa::Scalar, cpu::VecIsa::SSE2};
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    isas.push_back(cpu::VecIsa::AVX2);
+  else
+    std::printf("GeluF32Vectorised: no AVX2/FMA on this CPU, its path is not tested\n");
+  double worst_libm = 0;
+  for (cpu::VecIsa isa : isas) {
+    SCOPED_TRACE(cpu::vec_isa_name(isa));
+    std::vector<float> y(x.size()), dx(x.size());
+    cpu::gelu_erf_f32(x.data(), y.data(), n, isa);
+    cpu::gelu_erf_grad_f32(x.data(), g.data(), dx.data(), n, isa);
+    double worst = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const float xi = x[i];
+      const double ref = gelu_ref(xi), dref = g[i] * gelu_grad_ref(xi);
+      ASSERT_TRUE(within(y[i], ref, 0.5 * xi))
+          << "gelu(" << xi << ") = " << y[i] << ", ref " << ref;
+      ASSERT_TRUE(within(dx[i], dref, 2.0 * g[i])) << "gelu'(" << xi << ") = " << dx[i];
+      worst = std::max(worst, std::fabs(y[i] - ref));
+      if (isa == cpu::VecIsa::Scalar) worst_libm = worst;
+    }
+    // As close to the f64 reference as libm's scalar path (the first isa).
+    EXPECT_LE(worst, 2 * worst_libm + 1e-12) << "libm " << worst_libm << ", this " << worst;
+    // Specials as the scalar formula: +inf -> inf, NaN -> NaN.
+    float sp[3] = {INFINITY, NAN, -2.0f}, sy[3];
+    cpu::gelu_erf_f32(sp, sy, 3, isa);
+    EXPECT_EQ(sy[0], INFINITY);
+    EXPECT_TRUE(std::isnan(sy[1]));
+    // Position independence: every offset and length (the tail is padded).
+    for (int64_t off = 0; off < 8; ++off)
+      for (int64_t len : {1, 2, 3, 5, 7, 9, 13, 17}) {
+        std::vector<float> part(static_cast<size_t>(len));
+        cpu::gelu_erf_f32(x.data() + 1000 + off, part.data(), len, isa);
+        for (int64_t j = 0; j < len; ++j) ASSERT_EQ(part[j], y[1000 + off + j]);
+        cpu::gelu_erf_grad_f32(x.data() + 1000 + off, g.data() + 1000 + off, part.data(), len, isa);
+        for (int64_t j = 0; j < len; ++j) ASSERT_EQ(part[j], dx[1000 + off + j]);
+      }
+  }
+}
+
+TEST(GeluF32Vectorised, OpsUseItForContiguousAndStridedInputs) {
+  // Large enough that libm's erff differs in the last bit somewhere (~0.7% of values), so a
+  // dispatch back to the scalar path would show.
+  Tensor x = mul(randn({97, 131}, 5), Tensor::full({}, 2.0, DType::f64)).to(DType::f32);
+  Tensor xt = x.t();  // strided view
+  for (const Tensor& in : {x, xt}) {
+    std::vector<float> xs = in.contiguous().to_vector<float>(), want(xs.size());
+    cpu::gelu_erf_f32(xs.data(), want.data(), static_cast<int64_t>(xs.size()));
+    EXPECT_EQ(gelu(in, false).contiguous().to_vector<float>(), want);
+    if (cpu::vec_isa() != cpu::VecIsa::Scalar) {
+      int64_t differ = 0;
+      for (size_t i = 0; i < xs.size(); ++i)
+        differ += want[i] != 0.5f * xs[i] * (1.0f + std::erf(xs[i] * 0.70710677f));
+      EXPECT_GT(differ, 0) << "the test cannot tell the vectorised path from libm's";
+    }
+  }
+  // The backward: dx = g * gelu'(x), bit-identical to the kernel.
+  Tensor leaf = x.clone().set_requires_grad();
+  Tensor g = randn({97, 131}, 6).to(DType::f32);
+  gelu(leaf, false).backward(g);
+  std::vector<float> xs = x.to_vector<float>(), gs = g.to_vector<float>(), want(xs.size());
+  cpu::gelu_erf_grad_f32(xs.data(), gs.data(), want.data(), static_cast<int64_t>(xs.size()));
+  EXPECT_EQ(leaf.grad().to_vector<float>(), want);
+}
+
+// The softmax's f64 exp (core/cpu/vec_math.h): within 2 ulp of libm's exp on every path,
+// exp(-inf) = 0 for masked logits, NaN stays NaN, and the sum is taken in index order.
+TEST(ExpShiftedF64, MatchesLibmOnEveryPath) {
+  std::vector<double> base;
+  for (int i = 0; i < 1001; ++i) base.push_back(-700.0 + 0.7 * i + 1e-3 * (i % 13));
+  base.push_back(-INFINITY);
+  base.push_back(NAN);
+  const double m = 3.25;
+  std::vector<cpu::VecIsa> isas = {cpu::VecIsa::Scalar, cpu::VecIsa::SSE2};
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    isas.push_back(cpu::VecIsa::AVX2);
+  for (cpu::VecIsa isa : isas) {
+    SCOPED_TRACE(cpu::vec_isa_name(isa));
+    for (int64_t len : {int64_t(1), int64_t(3), int64_t(5), static_cast<int64_t>(base.size())}) {
+      std::vector<double> v(base.end() - len, base.end());
+      if (len < static_cast<int64_t>(base.size()))
+        v.assign(base.begin() + 500, base.begin() + 500 + len);
+      std::vector<double> in = v;
+      const double s = cpu::exp_shifted_sum_f64(v.data(), len, m, isa);
+      double want_sum = 0;
+      for (int64_t j = 0; j < len; ++j) {
+        const double want = std::exp(in[j] - m);
+        if (std::isnan(want)) {
+          EXPECT_TRUE(std::isnan(v[j]));
+        } else {
+          EXPECT_NEAR(v[j], want, 4.5e-16 * want) << in[j];
+        }
+        want_sum += v[j];
+      }
+      if (!std::isnan(want_sum)) {
+        EXPECT_EQ(s, want_sum);  // index order
+      }
+    }
+  }
+  double z[1] = {-INFINITY};
+  EXPECT_EQ(cpu::exp_shifted_sum_f64(z, 1, 0.0), 0.0);
+  EXPECT_EQ(z[0], 0.0);
 }
