@@ -384,7 +384,7 @@ void print_table(const std::string& title, const std::vector<RunOutput>& runs,
       kept += fmt::format("{}{}: {}/{} ", kept.empty() ? "" : " ", t, n, sel.size());
       std::string which;
       for (size_t i = 0; i < sel.size(); ++i)
-        if (sel[i]) which += (which.empty() ? "" : ",") + std::to_string(i);
+        if (sel[i]) which += fmt::format("{}{}", which.empty() ? "" : ",", i);
       kept += "[" + which + "]";
     }
     if (kept.empty()) kept = r.adapters ? "all" : (r.method == "full" ? "(all weights)" : "-");
