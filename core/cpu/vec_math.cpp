@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/functors.h"
+#include "core/philox.h"
 
 #if defined(__x86_64__) && defined(LD_HAVE_SLEEF)
 #include <emmintrin.h>
@@ -133,6 +134,22 @@ double exp_shifted_sum_f64(double* v, int64_t n, double m, VecIsa isa) {
   double s = 0;
   for (int64_t j = 0; j < n; ++j) s += v[j];
   return s;
+}
+
+void philox_fill(uint64_t first_block, int64_t nblocks, uint64_t offset, uint64_t seed,
+                 uint32_t* out, VecIsa isa) {
+  int64_t j = 0;
+#ifdef LD_VEC_SLEEF
+  if (isa == VecIsa::AVX2) {
+    j = nblocks / 8 * 8;
+    if (j > 0) detail::philox_fill_avx2(first_block, j, offset, seed, out);
+  }
+#endif
+  (void)isa;
+  for (; j < nblocks; ++j) {
+    const Philox4 b = philox4x32_10(first_block + static_cast<uint64_t>(j), offset, seed);
+    for (int w = 0; w < 4; ++w) out[4 * j + w] = b.v[w];
+  }
 }
 
 void gelu_erf_f32(const float* x, float* y, int64_t n, VecIsa isa) {

@@ -28,10 +28,19 @@ void gelu_erf_grad_f32(const float* x, const float* g, float* dx, int64_t n,
 // does not depend on the instruction set). For the f64 softmax statistics.
 double exp_shifted_sum_f64(double* v, int64_t n, double m, VecIsa isa = vec_isa());
 
+// Philox4x32-10 words of blocks first_block .. first_block + nblocks - 1 of counter space
+// `offset` (core/philox.h): out[4 j + w] = word w of block first_block + j. Integer arithmetic:
+// every path gives the same words (AVX2 computes eight blocks at a time).
+void philox_fill(uint64_t first_block, int64_t nblocks, uint64_t offset, uint64_t seed,
+                 uint32_t* out, VecIsa isa = vec_isa());
+
 namespace detail {  // core/cpu/vec_math_avx2.cpp; call only when vec_isa() says AVX2
 void gelu_avx2(const float* x, float* y, int64_t n);
 void gelu_grad_avx2(const float* x, const float* g, float* dx, int64_t n);
 void exp_shifted_avx2(double* v, int64_t n, double m);
+// Blocks in multiples of 8 (the caller does the rest).
+void philox_fill_avx2(uint64_t first_block, int64_t nblocks8, uint64_t offset, uint64_t seed,
+                      uint32_t* out);
 }  // namespace detail
 
 }  // namespace ld::cpu

@@ -69,5 +69,58 @@ void exp_shifted_avx2(double* v, int64_t n, double m) {
   }
 }
 
+namespace {
+// Low and high 32 bits of the lane-wise 32x32 -> 64 products a * m (eight u32 lanes).
+inline void mulhilo8(__m256i a, __m256i m, __m256i* lo, __m256i* hi) {
+  const __m256i even = _mm256_mul_epu32(a, m);                        // lanes 0, 2, 4, 6
+  const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);  // lanes 1, 3, 5, 7
+  *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+  *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+}
+}  // namespace
+
+// core/philox.h's philox4x32_10 on eight consecutive blocks at once (block = lane).
+void philox_fill_avx2(uint64_t first_block, int64_t nblocks8, uint64_t offset, uint64_t seed,
+                      uint32_t* out) {
+  const __m256i m0 = _mm256_set1_epi32(static_cast<int>(0xD2511F53u)),
+                m1 = _mm256_set1_epi32(static_cast<int>(0xCD9E8D57u));
+  const __m256i c2i = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(offset))),
+                c3i = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(offset >> 32)));
+  for (int64_t j = 0; j < nblocks8; j += 8) {
+    alignas(32) uint32_t lo[8], hi[8];
+    for (int l = 0; l < 8; ++l) {
+      const uint64_t b = first_block + static_cast<uint64_t>(j + l);
+      lo[l] = static_cast<uint32_t>(b);
+      hi[l] = static_cast<uint32_t>(b >> 32);
+    }
+    __m256i c0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lo)),
+            c1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(hi)), c2 = c2i, c3 = c3i;
+    uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+    for (int r = 0; r < 10; ++r) {
+      __m256i lo0, hi0, lo1, hi1;
+      mulhilo8(c0, m0, &lo0, &hi0);
+      mulhilo8(c2, m1, &lo1, &hi1);
+      const __m256i n0 =
+          _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32(static_cast<int>(k0)));
+      const __m256i n2 =
+          _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32(static_cast<int>(k1)));
+      c0 = n0;
+      c1 = lo1;
+      c2 = n2;
+      c3 = lo0;
+      k0 += 0x9E3779B9u;
+      k1 += 0xBB67AE85u;
+    }
+    // Interleave to out[4 (j + l) + w]: transpose the 4 x 8 words.
+    alignas(32) uint32_t w[4][8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(w[0]), c0);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(w[1]), c1);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(w[2]), c2);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(w[3]), c3);
+    for (int l = 0; l < 8; ++l)
+      for (int k = 0; k < 4; ++k) out[4 * (j + l) + k] = w[k][l];
+  }
+}
+
 }  // namespace ld::cpu::detail
 #endif

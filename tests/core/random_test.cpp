@@ -4,7 +4,9 @@
 
 #include <cmath>
 #include <set>
+#include <vector>
 
+#include "core/cpu/vec_math.h"
 #include "core/ops.h"
 #include "core/philox.h"
 #include "tests/test_util.h"
@@ -199,4 +201,29 @@ TEST(Random, KaimingUniformFanInAndGain) {
   EXPECT_LE(stats(w).hi, 1.0 / std::sqrt(75.0));
   Tensor v = Tensor::empty({7});
   EXPECT_THROW(kaiming_uniform_(v, 0.0, g), Error);
+}
+
+// philox_fill (the CPU dropout's words): every instruction set gives core/philox.h's words, for
+// block ranges of any length and start (the counter's low word wrapping into the high one too).
+TEST(PhiloxFill, SameWordsOnEveryPath) {
+  std::vector<cpu::VecIsa> isas = {cpu::VecIsa::Scalar, cpu::VecIsa::SSE2};
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    isas.push_back(cpu::VecIsa::AVX2);
+  for (uint64_t first :
+       {uint64_t(0), uint64_t(5), (uint64_t(1) << 32) - 3, uint64_t(0x123456789ab)})
+    for (int64_t nb : {1, 7, 8, 9, 16, 37})
+      for (uint64_t seed : {uint64_t(0), uint64_t(0xdeadbeefcafef00dULL)})
+        for (uint64_t offset : {uint64_t(0), uint64_t(77), uint64_t(1) << 40}) {
+          std::vector<uint32_t> want(static_cast<size_t>(4 * nb));
+          for (int64_t j = 0; j < nb; ++j)
+            for (int w = 0; w < 4; ++w)
+              want[4 * j + w] =
+                  philox_u32(seed, offset, 4 * (first + static_cast<uint64_t>(j)) + w);
+          for (cpu::VecIsa isa : isas) {
+            std::vector<uint32_t> got(want.size());
+            cpu::philox_fill(first, nb, offset, seed, got.data(), isa);
+            ASSERT_EQ(got, want) << cpu::vec_isa_name(isa) << " first " << first << " n " << nb;
+          }
+        }
 }
