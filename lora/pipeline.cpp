@@ -204,8 +204,20 @@ void importance_pass(AdapterSet& set, const ForwardFn& fwd, const Classification
 std::map<std::string, std::vector<bool>> select_per_target(const ImportanceTracker& tracker,
                                                            const SelectionConfig& cfg) {
   std::map<std::string, std::vector<bool>> keep;
-  for (const std::string& t : tracker.targets()) keep[t] = select_layers(tracker.means(t), cfg);
+  for (const std::string& t : tracker.targets()) {
+    // The random ablation draws each target's layers independently (one seed for all gave
+    // query and value the same layers).
+    SelectionConfig c = cfg;
+    c.seed = target_seed(cfg.seed, t);
+    keep[t] = select_layers(tracker.means(t), c);
+  }
   return keep;
+}
+
+uint64_t target_seed(uint64_t seed, const std::string& target) {
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a, 64 bit
+  for (unsigned char ch : target) h = (h ^ ch) * 1099511628211ULL;
+  return seed ^ h;
 }
 
 SelectionOutcome select_and_rebuild(AdapterSet& set, const ImportanceTracker& tracker,

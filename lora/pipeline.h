@@ -97,9 +97,12 @@ std::map<std::string, double> evaluate(nn::Module& model, const ForwardFn& fwd,
 void importance_pass(AdapterSet& set, const ForwardFn& fwd, const ClassificationData& d,
                      int64_t batch_size, int64_t pad_id);
 
-// select_layers() for every target of the tracker: keep[target][i] for its sites by layer.
+// select_layers() for every target of the tracker: keep[target][i] for its sites by layer. The
+// RandomK ablation draws each target with its own seed (cfg.seed mixed with the target's name).
 std::map<std::string, std::vector<bool>> select_per_target(const ImportanceTracker& tracker,
                                                            const SelectionConfig& cfg);
+// The seed select_per_target gives `target`: seed XOR the FNV-1a hash of its name.
+uint64_t target_seed(uint64_t seed, const std::string& target);
 
 // LoRA-drop steps 4-5, shared by every pipeline: g_i and y_i per target from the tracker, the
 // selection, and the rebuild of `set` (retained sites keep their adapters, the rest share one).

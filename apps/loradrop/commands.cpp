@@ -290,7 +290,9 @@ int cmd_select(const Settings& s) {
           fmt::format("'{}': importance.{} is not a list of numbers", s.importance, t));
     }
     r.importance[t] = g;
-    r.selected[t] = as_input(s.importance, [&] { return lora::select_layers(g, sc); });
+    lora::SelectionConfig st = sc;  // as select_per_target: each target its own random draw
+    st.seed = lora::target_seed(sc.seed, t);
+    r.selected[t] = as_input(s.importance, [&] { return lora::select_layers(g, st); });
     out[t] = std::vector<bool>(r.selected[t].begin(), r.selected[t].end());
   }
   std::printf("selection (%s, T = %g):\n", s.select.c_str(), s.threshold);

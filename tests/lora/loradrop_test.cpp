@@ -2,6 +2,8 @@
 // adapter initialisation, and the whole pipeline on a tiny synthetic task.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <chrono>
 #include <set>
 
@@ -72,8 +74,11 @@ TEST(LoraDropAblation, EachModeRebuildsWhatItClaims) {
   r.seed = 11;
   std::set<int64_t> rq, rv;
   {
-    auto kq = lora::select_layers({0.1, 0.5, 0.3, 0.1}, r);
-    auto kv = lora::select_layers({0.4, 0.3, 0.2, 0.1}, r);
+    lora::SelectionConfig q = r, v = r;  // each target draws with its own seed
+    q.seed = lora::target_seed(r.seed, "query");
+    v.seed = lora::target_seed(r.seed, "value");
+    auto kq = lora::select_layers({0.1, 0.5, 0.3, 0.1}, q);
+    auto kv = lora::select_layers({0.4, 0.3, 0.2, 0.1}, v);
     for (int64_t i = 0; i < 4; ++i) {
       if (kq[i]) rq.insert(i);
       if (kv[i]) rv.insert(i);
@@ -133,6 +138,32 @@ TEST(LoraDropAblation, EachModeRebuildsWhatItClaims) {
       }
     }
   }
+}
+
+// The random ablation: reproducible for a seed, and the targets draw independently (over a few
+// seeds, query and value do not always get the same layers, as they did with one shared seed).
+TEST(LoraDropAblation, RandomKDrawsEachTargetIndependently) {
+  auto m = test::tiny_model(2);  // 4 layers
+  Generator g(1);
+  AdapterSet set(*m, AdapterConfig{.r = 4}, g);
+  lora::ImportanceTracker tr;
+  set.attach_tracker(tr);
+  for (int64_t l = 0; l < 4; ++l) {
+    tr.add(site_name("query", l), std::vector<double>{1.0});
+    tr.add(site_name("value", l), std::vector<double>{1.0});
+  }
+  lora::SelectionConfig r;
+  r.mode = SelectMode::RandomK;
+  r.k = 2;
+  int differ = 0;
+  for (uint64_t seed = 0; seed < 8; ++seed) {
+    r.seed = seed;
+    auto a = lora::select_per_target(tr, r), b = lora::select_per_target(tr, r);
+    EXPECT_EQ(a, b);
+    EXPECT_EQ(std::count(a["query"].begin(), a["query"].end(), true), 2);
+    differ += a["query"] != a["value"];
+  }
+  EXPECT_GT(differ, 0);
 }
 
 TEST(LoraDropAblation, MeanInitAveragesReplacedAdapters) {
