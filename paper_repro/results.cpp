@@ -15,6 +15,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <random>
@@ -834,24 +835,34 @@ ResultsFile ResultsFile::create(const std::string& path, const RunMeta& meta) {
 std::string resumed_provenance(const std::string& now, const std::string& old) {
   static const std::string kTag = " (resumed; earlier runs: ";
   // old: "<v>" or "<v> (resumed; earlier runs: <a>, <b>)": every version that wrote runs, once.
+  // Files written before this was flattened nest the form inside itself: walk it recursively.
   std::vector<std::string> earlier;
-  auto add = [&](const std::string& v) {
-    if (!v.empty() && v != now && std::find(earlier.begin(), earlier.end(), v) == earlier.end())
-      earlier.push_back(v);
-  };
-  const size_t tag = old.find(kTag);
-  if (tag != std::string::npos && old.back() == ')') {
-    const std::string list = old.substr(tag + kTag.size(), old.size() - tag - kTag.size() - 1);
-    for (size_t b = 0; b <= list.size();) {
-      size_t e = list.find(", ", b);
-      if (e == std::string::npos) e = list.size();
-      add(list.substr(b, e - b));
-      b = e + 2;
+  std::function<void(const std::string&)> collect = [&](const std::string& v) {
+    const size_t tag = v.find(kTag);
+    if (tag == std::string::npos || v.back() != ')') {
+      if (!v.empty() && v != now && std::find(earlier.begin(), earlier.end(), v) == earlier.end())
+        earlier.push_back(v);
+      return;
     }
-    add(old.substr(0, tag));
-  } else {
-    add(old);
-  }
+    // The earlier versions first (oldest first), then the one that resumed them.
+    const std::string list = v.substr(tag + kTag.size(), v.size() - tag - kTag.size() - 1);
+    // Split at ", " outside parentheses.
+    int depth = 0;
+    size_t b = 0;
+    for (size_t i = 0; i <= list.size(); ++i) {
+      if (i == list.size() || (depth == 0 && list.compare(i, 2, ", ") == 0)) {
+        collect(list.substr(b, i - b));
+        b = i + 2;
+        ++i;
+      } else if (list[i] == '(') {
+        ++depth;
+      } else if (list[i] == ')') {
+        --depth;
+      }
+    }
+    collect(v.substr(0, tag));
+  };
+  collect(old);
   if (earlier.empty()) return now;
   return fmt::format("{}{}{})", now, kTag, fmt::join(earlier, ", "));
 }

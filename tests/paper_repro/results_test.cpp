@@ -259,6 +259,12 @@ TEST(ResumedProvenance, ListsEachEarlierVersionOnceWithoutNesting) {
             "c (resumed; earlier runs: a, b)");
   EXPECT_EQ(resumed_provenance("a", "c (resumed; earlier runs: a, b)"),
             "a (resumed; earlier runs: b, c)");
+  // Files from before the fix nest the form inside itself: flattened.
+  EXPECT_EQ(
+      resumed_provenance("d",
+                         "b (resumed; earlier runs: b (resumed; earlier runs: b (resumed; earlier "
+                         "runs: a)), c (resumed; earlier runs: a))"),
+      "d (resumed; earlier runs: a, b, c)");
 }
 
 // A preset config: resuming one experiment's file ignores free text and the other experiments,
