@@ -409,8 +409,8 @@ def threshold_figures(runs, tparams, out, written):
             tt = T if isinstance(T, str) else f"{T:g}"
             pc = "–" if p is None or np.isnan(p) else f"{100 * p:.1f}%"
             lc = "–" if l is None or np.isnan(l) else f"{100 * l:.1f}%"
-            lines.append(f"| {tlabel(task)} ({mname}) | {tt} | {m:.2f} ± {sd:.2f}"
-                         f"{'' if n == 3 else f' [{n}]'} | {fmt_params(tp)} | {pc} | {lc} |")
+            lines.append(f"| {tlabel(task)} ({mname}) | {tt} | {msd(m, sd, n)} | "
+                         f"{fmt_params(tp)} | {pc} | {lc} |")
         lines.append("")
         name = f"threshold_{exp}_{model}.md"
         with open(os.path.join(out, name), "w") as fh:
@@ -477,11 +477,9 @@ def efficiency_figures(runs, out, written):
                  "LoRA-drop overhead (s) | Peak memory (MiB) |",
                  "|---|---|---|---|---|---|---|---|"]
         for task, m, mname, mm, sd, tp, st, mn, ov, mem, n in rows:
-            lines.append(f"| {tlabel(task)} | {label(m)} | {mm:.2f} ± {sd:.2f} ({mname}) | "
-                         f"{fmt_params(tp)} | {st:.1f} | {mn:.1f} | "
-                         f"{ov:.1f} | {mem:.1f} |" if m == "loradrop" else
-                         f"| {tlabel(task)} | {label(m)} | {mm:.2f} ± {sd:.2f} ({mname}) | "
-                         f"{fmt_params(tp)} | {st:.1f} | {mn:.1f} | – | {mem:.1f} |")
+            ovc = f"{ov:.1f}" if m == "loradrop" else "–"
+            lines.append(f"| {tlabel(task)} | {label(m)} | {msd(mm, sd, n)} ({mname}) | "
+                         f"{fmt_params(tp)} | {st:.1f} | {mn:.1f} | {ovc} | {mem:.1f} |")
         lines.append("")
         name = f"efficiency_{exp}_{model}.md"
         with open(os.path.join(out, name), "w") as fh:
@@ -602,6 +600,12 @@ def text_table_markdown(name, tb):
     return "\n".join(lines)
 
 
+def msd(mean, sd, n, show_n=True):
+    """A table cell: mean ± std over n seeds; one seed has no std (just the value); [n] unless 3."""
+    txt = f"{mean:.2f}" + (f" ± {sd:.2f}" if n > 1 else "")
+    return txt + (f" [{n}]" if show_n and n != 3 else "")
+
+
 def fmt_params(p):
     if p >= 1e6:
         return f"{p / 1e6:.2f}M"
@@ -629,7 +633,7 @@ def table_markdown(name, tb, paper):
     metric_of = {t: next(r["metric_name"] for r in rows if r["task"] == t) for t in tasks}
     lines = [f"# {tb['title'] or name}", "",
              f"Experiment `{tb['experiment']}`, model `{tb['model']}`. Cells: ours as mean ± std "
-             f"over seeds (n seeds in brackets when not 3), ×100 for accuracy/F1/correlation "
+             f"over seeds (n seeds in brackets when not 3; one seed: no ±), ×100 for accuracy/F1/correlation "
              f"metrics and ROUGE-L; the paper's value after "
              f"\"/\" where recorded. #Tr. Params: trainable adapter parameters (mean over tasks "
              f"and seeds; a classifier head is not counted).", ""]
@@ -646,9 +650,7 @@ def table_markdown(name, tb, paper):
                 cells.append("–")
                 continue
             k = 100 if r["metric_name"] in SCALE100 else 1
-            txt = f"{k * r['mean']:.2f} ± {k * r['std']:.2f}"
-            if r["n"] != 3:
-                txt += f" [{r['n']}]"
+            txt = msd(k * r["mean"], k * r["std"], r["n"])
             pv = paper_lookup(paper, name, tb["model"], m, t)
             if pv is not None:
                 any_paper = True
