@@ -298,7 +298,7 @@ std::string Preset::to_json() const {
                          {"importance_sources", e.importance_sources},
                          {"importance_only", e.importance_only},
                          {"hist_range", e.hist_range ? nlohmann::json::array({e.hist_range->first,
-                                                                               e.hist_range->second})
+                                                                              e.hist_range->second})
                                                      : nlohmann::json("auto")},
                          {"produces", e.produces},
                          {"models", e.models},
@@ -348,28 +348,48 @@ std::vector<SettingRow> describe_settings(const Preset& p, const ExperimentPrese
     }
     if (required) rows.push_back({key, "not recorded", "-", ""});
   };
-  add("lr", true, [](const Hyper& h) -> const auto& { return h.lr; });
-  add("epochs", true, [](const Hyper& h) -> const auto& { return h.epochs; });
-  add("batch_size", true, [](const Hyper& h) -> const auto& { return h.batch_size; });
-  add("max_length", true, [](const Hyper& h) -> const auto& { return h.max_length; });
-  add("lora_r", false, [](const Hyper& h) -> const auto& { return h.lora_r; });
-  add("lora_alpha", false, [](const Hyper& h) -> const auto& { return h.lora_alpha; });
-  add("dropout", false, [](const Hyper& h) -> const auto& { return h.dropout; });
-  add("optimizer", false, [](const Hyper& h) -> const auto& { return h.optimizer; });
-  add("adam_beta1", false, [](const Hyper& h) -> const auto& { return h.adam_beta1; });
-  add("adam_beta2", false, [](const Hyper& h) -> const auto& { return h.adam_beta2; });
-  add("adam_eps", false, [](const Hyper& h) -> const auto& { return h.adam_eps; });
-  add("weight_decay", false, [](const Hyper& h) -> const auto& { return h.weight_decay; });
-  add("warmup_ratio", false, [](const Hyper& h) -> const auto& { return h.warmup_ratio; });
-  add("schedule", false, [](const Hyper& h) -> const auto& { return h.schedule; });
-  add("grad_clip", false, [](const Hyper& h) -> const auto& { return h.grad_clip; });
-  add("max_train_examples", false,
+  add(
+      "lr", true, [](const Hyper& h) -> const auto& { return h.lr; });
+  add(
+      "epochs", true, [](const Hyper& h) -> const auto& { return h.epochs; });
+  add(
+      "batch_size", true, [](const Hyper& h) -> const auto& { return h.batch_size; });
+  add(
+      "max_length", true, [](const Hyper& h) -> const auto& { return h.max_length; });
+  add(
+      "lora_r", false, [](const Hyper& h) -> const auto& { return h.lora_r; });
+  add(
+      "lora_alpha", false, [](const Hyper& h) -> const auto& { return h.lora_alpha; });
+  add(
+      "dropout", false, [](const Hyper& h) -> const auto& { return h.dropout; });
+  add(
+      "optimizer", false, [](const Hyper& h) -> const auto& { return h.optimizer; });
+  add(
+      "adam_beta1", false, [](const Hyper& h) -> const auto& { return h.adam_beta1; });
+  add(
+      "adam_beta2", false, [](const Hyper& h) -> const auto& { return h.adam_beta2; });
+  add(
+      "adam_eps", false, [](const Hyper& h) -> const auto& { return h.adam_eps; });
+  add(
+      "weight_decay", false, [](const Hyper& h) -> const auto& { return h.weight_decay; });
+  add(
+      "warmup_ratio", false, [](const Hyper& h) -> const auto& { return h.warmup_ratio; });
+  add(
+      "schedule", false, [](const Hyper& h) -> const auto& { return h.schedule; });
+  add(
+      "grad_clip", false, [](const Hyper& h) -> const auto& { return h.grad_clip; });
+  add(
+      "max_train_examples", false,
       [](const Hyper& h) -> const auto& { return h.max_train_examples; });
-  add("max_eval_examples", false,
+  add(
+      "max_eval_examples", false,
       [](const Hyper& h) -> const auto& { return h.max_eval_examples; });
-  add("eval_every", false, [](const Hyper& h) -> const auto& { return h.eval_every; });
-  add("max_steps", false, [](const Hyper& h) -> const auto& { return h.max_steps; });
-  add("init_from", false, [](const Hyper& h) -> const auto& { return h.init_from; });
+  add(
+      "eval_every", false, [](const Hyper& h) -> const auto& { return h.eval_every; });
+  add(
+      "max_steps", false, [](const Hyper& h) -> const auto& { return h.max_steps; });
+  add(
+      "init_from", false, [](const Hyper& h) -> const auto& { return h.init_from; });
   const std::string msec = "model." + model;
   rows.push_back({"targets", fmt::format("{}", fmt::join(mp.targets, ", ")), "[" + msec + "]",
                   p.source_of(msec, "targets")});
@@ -516,9 +536,9 @@ Preset parse_preset(const std::string& text, const std::string& source_name) {
           else if (s == "kind") {
             e.kind = get_string(c, s, fn);
             if (e.kind != "train" && e.kind != "hyperparameters")
-              fail_at(c, fn.source(),
-                      fmt::format("kind must be \"train\" or \"hyperparameters\", got '{}'",
-                                  e.kind));
+              fail_at(
+                  c, fn.source(),
+                  fmt::format("kind must be \"train\" or \"hyperparameters\", got '{}'", e.kind));
           } else if (s == "thresholds") {
             e.thresholds = get_doubles(c, s, fn);
             for (double x : e.thresholds)

@@ -69,7 +69,7 @@ struct ExperimentPreset {
   // Histogram range: nullopt = "auto" (per target, from the observed values); else fixed [lo, hi]
   // with log bins.
   std::optional<std::pair<double, double>> hist_range;
-  bool histograms = false;                 // store per-layer ||ΔW x||² histograms
+  bool histograms = false;  // store per-layer ||ΔW x||² histograms
   int64_t hist_bins = 50;
   Hyper override_;  // [experiment.X.override]: applied last, to every model and task
   // A disabled experiment is parsed and reference-checked but not required to be complete;

@@ -85,14 +85,27 @@ void compare_t(const Tensor& out, const Tensor& x, const Tensor& y) {
 void unary(UnaryOp op, const Tensor& out, const Tensor& x, double s) {
   LD_DISPATCH_FLOAT(x.dtype(), "unary", [&] {
     switch (op) {
+      // clang-format off
       LD_UNARY_CASE(Neg)
       LD_UNARY_CASE(Exp)
       LD_UNARY_CASE(Log)
-      LD_UNARY_CASE(Sqrt) LD_UNARY_CASE(Rsqrt) LD_UNARY_CASE(Tanh) LD_UNARY_CASE(Relu)
-          LD_UNARY_CASE(Sigmoid) LD_UNARY_CASE(Silu) LD_UNARY_CASE(GeluErf) LD_UNARY_CASE(GeluTanh)
-              LD_UNARY_CASE(Abs) LD_UNARY_CASE(Square) LD_UNARY_CASE(AddScalar)
-                  LD_UNARY_CASE(MulScalar) LD_UNARY_CASE(PowScalar) LD_UNARY_CASE(RSubScalar)
-                      LD_UNARY_CASE(RDivScalar) LD_UNARY_CASE(Sign)
+      LD_UNARY_CASE(Sqrt)
+      LD_UNARY_CASE(Rsqrt)
+      LD_UNARY_CASE(Tanh)
+      LD_UNARY_CASE(Relu)
+      LD_UNARY_CASE(Sigmoid)
+      LD_UNARY_CASE(Silu)
+      LD_UNARY_CASE(GeluErf)
+      LD_UNARY_CASE(GeluTanh)
+      LD_UNARY_CASE(Abs)
+      LD_UNARY_CASE(Square)
+      LD_UNARY_CASE(AddScalar)
+      LD_UNARY_CASE(MulScalar)
+      LD_UNARY_CASE(PowScalar)
+      LD_UNARY_CASE(RSubScalar)
+      LD_UNARY_CASE(RDivScalar)
+      LD_UNARY_CASE(Sign)
+      // clang-format on
     }
     LD_FAIL("unary: unknown op {}", int(op));
   });
@@ -105,12 +118,21 @@ void unary(UnaryOp op, const Tensor& out, const Tensor& x, double s) {
 void binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b, double s) {
   LD_DISPATCH_FLOAT(a.dtype(), "binary", [&] {
     switch (op) {
+      // clang-format off
       LD_BINARY_CASE(Add)
       LD_BINARY_CASE(Sub)
       LD_BINARY_CASE(Mul)
-      LD_BINARY_CASE(Div) LD_BINARY_CASE(Maximum) LD_BINARY_CASE(Minimum) LD_BINARY_CASE(ReluGrad)
-          LD_BINARY_CASE(SiluGrad) LD_BINARY_CASE(GeluErfGrad) LD_BINARY_CASE(GeluTanhGrad)
-              LD_BINARY_CASE(TanhGrad) LD_BINARY_CASE(SigmoidGrad) LD_BINARY_CASE(PowGrad)
+      LD_BINARY_CASE(Div)
+      LD_BINARY_CASE(Maximum)
+      LD_BINARY_CASE(Minimum)
+      LD_BINARY_CASE(ReluGrad)
+      LD_BINARY_CASE(SiluGrad)
+      LD_BINARY_CASE(GeluErfGrad)
+      LD_BINARY_CASE(GeluTanhGrad)
+      LD_BINARY_CASE(TanhGrad)
+      LD_BINARY_CASE(SigmoidGrad)
+      LD_BINARY_CASE(PowGrad)
+      // clang-format on
     }
     LD_FAIL("binary: unknown op {}", int(op));
   });
@@ -126,9 +148,14 @@ void compare(CompareOp op, const Tensor& out, const Tensor& a, const Tensor& b) 
       LD_FAIL("compare: {} not supported on the CPU", dtype_name(a.dtype()));
     } else {
       switch (op) {
+        // clang-format off
         LD_COMPARE_CASE(Eq)
         LD_COMPARE_CASE(Ne)
-        LD_COMPARE_CASE(Lt) LD_COMPARE_CASE(Le) LD_COMPARE_CASE(Gt) LD_COMPARE_CASE(Ge)
+        LD_COMPARE_CASE(Lt)
+        LD_COMPARE_CASE(Le)
+        LD_COMPARE_CASE(Gt)
+        LD_COMPARE_CASE(Ge)
+        // clang-format on
       }
     }
   });

@@ -212,14 +212,27 @@ void unary(UnaryOp op, const Tensor& out, const Tensor& x, double s) {
   cudaStream_t stream = current_stream();
   LD_CUDA_DISPATCH_FLOAT(x.dtype(), "unary", [&] {
     switch (op) {
+      // clang-format off
       LD_CU_UNARY_CASE(Neg)
       LD_CU_UNARY_CASE(Exp)
-      LD_CU_UNARY_CASE(Log) LD_CU_UNARY_CASE(Sqrt) LD_CU_UNARY_CASE(Rsqrt) LD_CU_UNARY_CASE(Tanh)
-          LD_CU_UNARY_CASE(Relu) LD_CU_UNARY_CASE(Sigmoid) LD_CU_UNARY_CASE(Silu)
-              LD_CU_UNARY_CASE(GeluErf) LD_CU_UNARY_CASE(GeluTanh) LD_CU_UNARY_CASE(Abs)
-                  LD_CU_UNARY_CASE(Square) LD_CU_UNARY_CASE(AddScalar) LD_CU_UNARY_CASE(MulScalar)
-                      LD_CU_UNARY_CASE(PowScalar) LD_CU_UNARY_CASE(RSubScalar)
-                          LD_CU_UNARY_CASE(RDivScalar) LD_CU_UNARY_CASE(Sign)
+      LD_CU_UNARY_CASE(Log)
+      LD_CU_UNARY_CASE(Sqrt)
+      LD_CU_UNARY_CASE(Rsqrt)
+      LD_CU_UNARY_CASE(Tanh)
+      LD_CU_UNARY_CASE(Relu)
+      LD_CU_UNARY_CASE(Sigmoid)
+      LD_CU_UNARY_CASE(Silu)
+      LD_CU_UNARY_CASE(GeluErf)
+      LD_CU_UNARY_CASE(GeluTanh)
+      LD_CU_UNARY_CASE(Abs)
+      LD_CU_UNARY_CASE(Square)
+      LD_CU_UNARY_CASE(AddScalar)
+      LD_CU_UNARY_CASE(MulScalar)
+      LD_CU_UNARY_CASE(PowScalar)
+      LD_CU_UNARY_CASE(RSubScalar)
+      LD_CU_UNARY_CASE(RDivScalar)
+      LD_CU_UNARY_CASE(Sign)
+      // clang-format on
     }
     LD_FAIL("unary: unknown op {}", int(op));
   });
@@ -234,13 +247,21 @@ void binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b, do
   cudaStream_t stream = current_stream();
   LD_CUDA_DISPATCH_FLOAT(a.dtype(), "binary", [&] {
     switch (op) {
+      // clang-format off
       LD_CU_BINARY_CASE(Add)
       LD_CU_BINARY_CASE(Sub)
-      LD_CU_BINARY_CASE(Mul) LD_CU_BINARY_CASE(Div) LD_CU_BINARY_CASE(Maximum)
-          LD_CU_BINARY_CASE(Minimum) LD_CU_BINARY_CASE(ReluGrad) LD_CU_BINARY_CASE(SiluGrad)
-              LD_CU_BINARY_CASE(GeluErfGrad) LD_CU_BINARY_CASE(GeluTanhGrad)
-                  LD_CU_BINARY_CASE(TanhGrad) LD_CU_BINARY_CASE(SigmoidGrad)
-                      LD_CU_BINARY_CASE(PowGrad)
+      LD_CU_BINARY_CASE(Mul)
+      LD_CU_BINARY_CASE(Div)
+      LD_CU_BINARY_CASE(Maximum)
+      LD_CU_BINARY_CASE(Minimum)
+      LD_CU_BINARY_CASE(ReluGrad)
+      LD_CU_BINARY_CASE(SiluGrad)
+      LD_CU_BINARY_CASE(GeluErfGrad)
+      LD_CU_BINARY_CASE(GeluTanhGrad)
+      LD_CU_BINARY_CASE(TanhGrad)
+      LD_CU_BINARY_CASE(SigmoidGrad)
+      LD_CU_BINARY_CASE(PowGrad)
+      // clang-format on
     }
     LD_FAIL("binary: unknown op {}", int(op));
   });
@@ -256,9 +277,14 @@ void compare(CompareOp op, const Tensor& out, const Tensor& a, const Tensor& b) 
   LD_DISPATCH_ALL(a.dtype(), "compare", [&] {
     using T = scalar_t;
     switch (op) {
+      // clang-format off
       LD_CU_COMPARE_CASE(Eq)
       LD_CU_COMPARE_CASE(Ne)
-      LD_CU_COMPARE_CASE(Lt) LD_CU_COMPARE_CASE(Le) LD_CU_COMPARE_CASE(Gt) LD_CU_COMPARE_CASE(Ge)
+      LD_CU_COMPARE_CASE(Lt)
+      LD_CU_COMPARE_CASE(Le)
+      LD_CU_COMPARE_CASE(Gt)
+      LD_CU_COMPARE_CASE(Ge)
+      // clang-format on
     }
     LD_FAIL("compare: unknown op {}", int(op));
   });

@@ -62,7 +62,7 @@ TEST(ImportanceTracker, AutoRangeSpansObservedValuesPerTarget) {
   // Small-model magnitudes, far below the old fixed range's useful part.
   t.add("l.0.query", std::vector<double>{1e-7, 3e-7, 0.0});
   t.add("l.1.query", std::vector<double>{2e-6, 4e-5});
-  t.add("l.0.value", std::vector<double>{5.0, 5.0});  // one distinct value
+  t.add("l.0.value", std::vector<double>{5.0, 5.0});     // one distinct value
   EXPECT_TRUE(t.stats("l.0.query").hist.edges.empty());  // no edges before finalize
   t.finalize_histograms();
   const Histogram& q0 = t.stats("l.0.query").hist;

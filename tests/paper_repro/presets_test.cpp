@@ -241,8 +241,8 @@ TEST(Presets, DescribeSettingsSaysWhereEachValueIsSet) {
   EXPECT_EQ(find(describe_settings(p, e, "roberta-large", "mrpc"), "init_from").value, "mnli");
   EXPECT_EQ(find(describe_settings(p, e, "llama2-7b", "*"), "targets").value, "q_proj, v_proj");
   // A setting a run needs that nothing sets is said to be missing rather than left out.
-  Preset m = parse_preset(replace(replace(kMinimal, "lr = 1e-3\n", ""), "tasks = [\"rte\", \"cola\"]",
-                                  "tasks = [\"rte\"]") +
+  Preset m = parse_preset(replace(replace(kMinimal, "lr = 1e-3\n", ""),
+                                  "tasks = [\"rte\", \"cola\"]", "tasks = [\"rte\"]") +
                               "\n[experiment.h]\nkind = \"hyperparameters\"\nmodels = [\"m\"]\n"
                               "tasks = [\"cola\"]\n",
                           "test.toml");
@@ -256,13 +256,15 @@ TEST(Presets, DescribeSettingsSaysWhereEachValueIsSet) {
 TEST(Presets, NewExperimentKeysBadInput) {
   expect_error(replace(kMinimal, "tasks = [\"rte\"]\n", "tasks = [\"rte\"]\nkind = \"eval\"\n"),
                {"kind must be \"train\" or \"hyperparameters\""});
-  expect_error(replace(kMinimal, "tasks = [\"rte\"]\n", "tasks = [\"rte\"]\nthresholds = [0.5, 1.5]\n"),
-               {"thresholds must be in (0, 1]"});
   expect_error(
-      replace(kMinimal, "tasks = [\"rte\"]\n", "tasks = [\"rte\"]\nimportance_sources = [\"after\"]\n"),
-      {"'after' is not"});
-  expect_error(replace(kMinimal, "tasks = [\"rte\"]\n", "tasks = [\"rte\"]\nhist_range = [1, 0.5]\n"),
-               {"hist_range must be"});
+      replace(kMinimal, "tasks = [\"rte\"]\n", "tasks = [\"rte\"]\nthresholds = [0.5, 1.5]\n"),
+      {"thresholds must be in (0, 1]"});
+  expect_error(replace(kMinimal, "tasks = [\"rte\"]\n",
+                       "tasks = [\"rte\"]\nimportance_sources = [\"after\"]\n"),
+               {"'after' is not"});
+  expect_error(
+      replace(kMinimal, "tasks = [\"rte\"]\n", "tasks = [\"rte\"]\nhist_range = [1, 0.5]\n"),
+      {"hist_range must be"});
   expect_error(std::string(kMinimal) + "\n[sources]\ndefaults = 3\n",
                {"'defaults' must be a string"});
 }
