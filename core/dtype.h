@@ -80,30 +80,31 @@ Device parse_device(const std::string& s);  // "cpu", "cuda", "cuda:1"
     }                                                                                          \
   }()
 
+// The cases of every floating dtype, bf16/f16 included.
+#define LD_DISPATCH_FLOAT_HALF_CASES(...)         \
+  LD_DISPATCH_CASE(f32, float, __VA_ARGS__)       \
+  LD_DISPATCH_CASE(f64, double, __VA_ARGS__)      \
+  LD_DISPATCH_CASE(bf16, ::ld::bf16, __VA_ARGS__) \
+  LD_DISPATCH_CASE(f16, ::ld::f16, __VA_ARGS__)
+
 // Every floating dtype, bf16/f16 included (CPU kernels that widen each element on load; every
 // CUDA floating kernel: LD_CUDA_DISPATCH_FLOAT).
 #define LD_DISPATCH_FLOAT_HALF(dt, name, ...)                                \
   [&] {                                                                      \
     switch (dt) {                                                            \
-      LD_DISPATCH_CASE(f32, float, __VA_ARGS__)                              \
-      LD_DISPATCH_CASE(f64, double, __VA_ARGS__)                             \
-      LD_DISPATCH_CASE(bf16, ::ld::bf16, __VA_ARGS__)                        \
-      LD_DISPATCH_CASE(f16, ::ld::f16, __VA_ARGS__)                          \
+      LD_DISPATCH_FLOAT_HALF_CASES(__VA_ARGS__)                              \
       default:                                                               \
         LD_FAIL("{}: dtype {} is not floating", name, ::ld::dtype_name(dt)); \
     }                                                                        \
   }()
 
-#define LD_DISPATCH_ALL(dt, name, ...)                \
-  [&] {                                               \
-    switch (dt) {                                     \
-      LD_DISPATCH_CASE(f32, float, __VA_ARGS__)       \
-      LD_DISPATCH_CASE(f64, double, __VA_ARGS__)      \
-      LD_DISPATCH_CASE(bf16, ::ld::bf16, __VA_ARGS__) \
-      LD_DISPATCH_CASE(f16, ::ld::f16, __VA_ARGS__)   \
-      LD_DISPATCH_CASE(i32, int32_t, __VA_ARGS__)     \
-      LD_DISPATCH_CASE(i64, int64_t, __VA_ARGS__)     \
-      LD_DISPATCH_CASE(b8, bool, __VA_ARGS__)         \
-    }                                                 \
-    LD_FAIL("{}: bad dtype", name);                   \
+#define LD_DISPATCH_ALL(dt, name, ...)            \
+  [&] {                                           \
+    switch (dt) {                                 \
+      LD_DISPATCH_FLOAT_HALF_CASES(__VA_ARGS__)   \
+      LD_DISPATCH_CASE(i32, int32_t, __VA_ARGS__) \
+      LD_DISPATCH_CASE(i64, int64_t, __VA_ARGS__) \
+      LD_DISPATCH_CASE(b8, bool, __VA_ARGS__)     \
+    }                                             \
+    LD_FAIL("{}: bad dtype", name);               \
   }()

@@ -2,7 +2,6 @@
 // initialising a new run's adapters from one.
 #include "lora/adapter_store.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -12,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/hash.h"
 #include "lora/peft_io.h"
 #include "nn/safetensors.h"
 
@@ -40,14 +40,6 @@ std::map<std::string, Tensor> adapter_params(const AdapterSet& set) {
   for (auto& [n, t] : set.root().named_parameters())
     if (t.requires_grad() && !is_head(n)) out.emplace(n, t);
   return out;
-}
-
-void fsync_dir(const std::string& dir) {
-  int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
 }
 
 }  // namespace
@@ -80,12 +72,12 @@ void save_adapter(const AdapterSet& set, const std::string& dir,
                             {"loradrop.alpha", fmt::format("{}", cfg.alpha)},
                             {"loradrop.vera_prng_key", std::to_string(cfg.vera_prng_key)}});
     }
-    fsync_dir(tmp.string());
+    nn::fsync_directory(tmp.string());
     // A directory cannot be renamed over a non-empty one: an old copy (a run redone after a crash
     // between saving its adapter and recording it) goes first.
     if (fs::exists(target)) fs::remove_all(target);
     fs::rename(tmp, target);
-    fsync_dir(parent.string());
+    nn::fsync_directory(parent.string());
   } catch (...) {
     std::error_code ec;
     fs::remove_all(tmp, ec);
@@ -218,19 +210,12 @@ std::vector<std::string> init_shared_from(AdapterSet& set, const StoredAdapter& 
 }
 
 std::string adapter_digest(const std::map<std::string, Tensor>& tensors) {
-  uint64_t h = 1469598103934665603ULL;
-  auto eat = [&](const void* p, size_t n) {
-    const auto* b = static_cast<const unsigned char*>(p);
-    for (size_t i = 0; i < n; ++i) {
-      h ^= b[i];
-      h *= 1099511628211ULL;
-    }
-  };
+  uint64_t h = kFnv1aOffset;
   for (const auto& [n, t] : tensors) {
-    eat(n.data(), n.size() + 1);  // with the terminating NUL: names stay separated
-    for (int64_t d : t.shape()) eat(&d, sizeof d);
+    h = fnv1a(n.data(), n.size() + 1, h);  // with the terminating NUL: names stay separated
+    for (int64_t d : t.shape()) h = fnv1a(&d, sizeof d, h);
     std::vector<float> v = t.detach().to(kCPU, DType::f32).contiguous().to_vector<float>();
-    eat(v.data(), v.size() * sizeof(float));
+    h = fnv1a(v.data(), v.size() * sizeof(float), h);
   }
   return fmt::format("{:016x}", h);
 }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/hash.h"
 #include "data/sampling.h"
 #include "nn/optim.h"
 
@@ -201,23 +202,25 @@ void importance_pass(AdapterSet& set, const ForwardFn& fwd, const Classification
   model.train(was_training);
 }
 
+std::vector<bool> select_target_layers(const std::vector<double>& g, const SelectionConfig& cfg,
+                                       const std::string& target) {
+  // The random ablation draws each target's layers independently (one seed for all gave query
+  // and value the same layers).
+  SelectionConfig c = cfg;
+  c.seed = target_seed(cfg.seed, target);
+  return select_layers(g, c);
+}
+
 std::map<std::string, std::vector<bool>> select_per_target(const ImportanceTracker& tracker,
                                                            const SelectionConfig& cfg) {
   std::map<std::string, std::vector<bool>> keep;
-  for (const std::string& t : tracker.targets()) {
-    // The random ablation draws each target's layers independently (one seed for all gave
-    // query and value the same layers).
-    SelectionConfig c = cfg;
-    c.seed = target_seed(cfg.seed, t);
-    keep[t] = select_layers(tracker.means(t), c);
-  }
+  for (const std::string& t : tracker.targets())
+    keep[t] = select_target_layers(tracker.means(t), cfg, t);
   return keep;
 }
 
 uint64_t target_seed(uint64_t seed, const std::string& target) {
-  uint64_t h = 1469598103934665603ULL;  // FNV-1a, 64 bit
-  for (unsigned char ch : target) h = (h ^ ch) * 1099511628211ULL;
-  return seed ^ h;
+  return seed ^ fnv1a(target.data(), target.size());
 }
 
 SelectionOutcome select_and_rebuild(AdapterSet& set, const ImportanceTracker& tracker,

@@ -101,7 +101,10 @@ void importance_pass(AdapterSet& set, const ForwardFn& fwd, const Classification
 // RandomK ablation draws each target with its own seed (cfg.seed mixed with the target's name).
 std::map<std::string, std::vector<bool>> select_per_target(const ImportanceTracker& tracker,
                                                            const SelectionConfig& cfg);
-// The seed select_per_target gives `target`: seed XOR the FNV-1a hash of its name.
+// select_layers() for one target's importance `g`, RandomK with that target's own seed.
+std::vector<bool> select_target_layers(const std::vector<double>& g, const SelectionConfig& cfg,
+                                       const std::string& target);
+// The seed a target draws with: seed XOR the FNV-1a hash of its name.
 uint64_t target_seed(uint64_t seed, const std::string& target);
 
 // LoRA-drop steps 4-5, shared by every pipeline: g_i and y_i per target from the tracker, the

@@ -299,11 +299,14 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
     ::unlink(tmp.c_str());
     LD_FAIL("renaming '{}' to '{}' failed: {}", tmp, path, err);
   }
-  std::string dir = fs::path(path).parent_path().string();
-  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
+  fsync_directory(fs::path(path).parent_path().string());
+}
+
+void fsync_directory(const std::string& dir) {
+  int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
   }
 }
 

@@ -58,6 +58,9 @@ class SafetensorsCheckpoint {
   std::map<std::string, size_t> where_;
 };
 
+// fsync of a directory (after a rename into it), best effort: errors are ignored. "" = ".".
+void fsync_directory(const std::string& dir);
+
 // Writes `tensors` (any device; written as their dtype) atomically: `path`.tmp.<pid>, fsync,
 // rename, fsync of the directory. An existing file at `path` is untouched if anything fails.
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,

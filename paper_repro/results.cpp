@@ -725,9 +725,8 @@ void write_run_impl(hid_t file, const std::string& fname, const RunRecord& r) {
   }
   for (const auto& [k, v] : r.params) write_f64_attr(g.get(), k, v, ctx);
   for (const auto& [k, v] : r.text) {
-    LD_CHECK(
-        std::find(std::begin(kRunTextAttrs), std::end(kRunTextAttrs), k) != std::end(kRunTextAttrs),
-        "{}: '{}' is not a string attribute of the results schema", ctx, k);
+    LD_CHECK(is_run_text_attr(k), "{}: '{}' is not a string attribute of the results schema", ctx,
+             k);
     write_str_attr(g.get(), k, v, ctx);
   }
 }
@@ -929,11 +928,10 @@ ResultsFile ResultsFile::open_or_create(const std::string& path, const RunMeta& 
     // Runs are keyed by (model, method, task, seed): the lists of those, and the order of the
     // tasks, do not change a finished run; each run's resolved settings must match where both
     // configs have that model and task.
-    if (a.contains("experiments") && b.contains("experiments"))
+    if (a.contains("experiments") && b.contains("experiments")) {
       for (auto* c : {&a, &b})
         for (auto& [name, e] : (*c)["experiments"].items())
           for (const char* k : {"models", "methods", "tasks", "seeds"}) e.erase(k);
-    if (a.contains("experiments") && b.contains("experiments"))
       for (auto& [name, e] : b["experiments"].items()) {
         if (!a["experiments"].contains(name)) continue;
         auto& ea = a["experiments"][name];
@@ -954,6 +952,7 @@ ResultsFile ResultsFile::open_or_create(const std::string& path, const RunMeta& 
           prune(e["resolved"], ea["resolved"]);
         }
       }
+    }
     LD_CHECK(a == b,
              "cannot resume {}: its config differs from this run's config in what its runs depend "
              "on (write to a new path, or resume with the same config)",
@@ -1307,8 +1306,7 @@ std::vector<std::string> schema_problems(const std::string& path) {
             {
               H5 rg(H5Gopen2(F, sp.c_str(), H5P_DEFAULT), H5Gclose);
               for (const auto& a : attr_names(rg.get())) {
-                const bool text = std::find(std::begin(kRunTextAttrs), std::end(kRunTextAttrs),
-                                            a) != std::end(kRunTextAttrs);
+                const bool text = is_run_text_attr(a);
                 auto l = attr_layout(rg.get(), a);
                 if (text ? !read_str_attr(rg.get(), a)
                          : (!l || l->cls != H5T_FLOAT || l->size != 8 || !l->dims.empty()))

@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ld::repro {
@@ -55,6 +56,11 @@ inline constexpr const char* kSchemaVersion = "1";
 // The string attributes a run group may have (every other run attribute is an f64 scalar).
 inline constexpr const char* kRunTextAttrs[] = {"init_from", "init_from_adapter",
                                                 "init_from_digest"};
+inline bool is_run_text_attr(std::string_view name) {
+  for (const char* a : kRunTextAttrs)
+    if (name == a) return true;
+  return false;
+}
 
 // Identifies one run: /<experiment>/<model>/<method>/<task>/seed_<seed>.
 struct RunKey {

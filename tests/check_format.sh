@@ -8,11 +8,9 @@ cf=$(command -v clang-format-14 || command -v clang-format || true)
 "$cf" --version | grep -q "version 14\." || { echo "check_format: $("$cf" --version) is not 14: skipped"; exit 77; }
 git rev-parse --git-dir >/dev/null 2>&1 || { echo "check_format: not a git checkout: skipped"; exit 77; }
 mapfile -t files < <(git ls-files '*.cpp' '*.h' '*.cu' '*.cuh')
-if ! "$cf" --dry-run -Werror "${files[@]}" 2>/tmp/check_format.$$; then
-  grep -o '^[^:]*:[0-9]*' /tmp/check_format.$$ | sort -u | head -20
-  rm -f /tmp/check_format.$$
+if ! out=$("$cf" --dry-run -Werror "${files[@]}" 2>&1); then
+  grep -o '^[^:]*:[0-9]*' <<<"$out" | sort -u | head -20
   echo "check_format: files above are not clang-formatted (run: $cf -i FILE)"
   exit 1
 fi
-rm -f /tmp/check_format.$$
 echo "check_format: ${#files[@]} files clang-formatted"

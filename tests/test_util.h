@@ -2,8 +2,10 @@
 // rtol*|b|, first mismatches printed), and the f64 central-difference gradient check.
 #pragma once
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -11,6 +13,15 @@
 #include "core/ops.h"
 
 namespace ld::test {
+
+// An empty path under the system temp directory, unique to this process: <prefix>_<tag>_<pid>
+// (whatever an earlier run left there is removed).
+inline std::string fresh_temp_dir(const std::string& prefix, const std::string& tag) {
+  const std::filesystem::path p = std::filesystem::temp_directory_path() /
+                                  (prefix + "_" + tag + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(p);
+  return p.string();
+}
 
 inline Tensor randn(const Shape& s, uint64_t seed, DType dt = DType::f64, double std = 1.0) {
   Generator g(seed);

@@ -171,12 +171,13 @@ elif ((left < 30)); then
   stamp "skipping the end-to-end quickstart: ${left}s left of the budget"
   failed+=(quickstart-skipped)
 else
-  missing=$(LD_LIBRARY_PATH="$rt_lib${rt_lib:+:}$LD_LIBRARY_PATH" ldd "$qs" | grep 'not found' || true)
+  qs_libs="$rt_lib${rt_lib:+:}$LD_LIBRARY_PATH"  # the HDF5 runtime prefix first
+  missing=$(LD_LIBRARY_PATH="$qs_libs" ldd "$qs" | grep 'not found' || true)
   [ -n "$missing" ] && stamp "loradrop: libraries not found: $missing"
   each=$((left / 2 < ${LD_GPU_CHECK_QS_TIMEOUT:-40} ? left / 2 : ${LD_GPU_CHECK_QS_TIMEOUT:-40}))
   for dev in cpu cuda; do
     stamp "quickstart --fast --device $dev (<= ${each} s)"
-    LD_LIBRARY_PATH="$rt_lib${rt_lib:+:}$LD_LIBRARY_PATH" timeout "$each" \
+    LD_LIBRARY_PATH="$qs_libs" timeout "$each" \
       "$qs" quickstart --fast --no-plots --device "$dev" --out "$OUT/quickstart_$dev" \
       >"$OUT/quickstart_$dev.log" 2>&1
     rc=$?

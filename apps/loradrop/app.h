@@ -219,6 +219,8 @@ void print_table(const std::string& title, const std::vector<RunOutput>& runs,
 // on failure. Prints how to run it by hand when it cannot.
 int run_plot(const std::string& results, const std::string& out_dir);
 std::string source_dir();  // the repository (compiled in; LD_SOURCE_DIR env var overrides)
+// Writes `text` to path via path.tmp and a rename (parent directories created); throws ld::Error.
+void write_file_atomically(const std::string& path, const std::string& text);
 
 // The synthetic language and tasks of `loradrop quickstart` (synthetic.cpp).
 namespace synth {

@@ -13,6 +13,18 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace ld::app {
+
+void write_file_atomically(const std::string& path, const std::string& text) {
+  fs::create_directories(fs::path(path).parent_path());
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << text;
+    if (!f) throw Error(fmt::format("cannot write '{}'", path));
+  }
+  fs::rename(tmp, path);
+}
+
 namespace {
 
 constexpr int64_t kPretrainSteps = 150, kPretrainStepsFast = 60;
@@ -117,14 +129,7 @@ repro::RunMeta meta_of(const std::string& config_json, const std::string& device
 }
 
 void write_json(const std::string& path, const json& j) {
-  fs::create_directories(fs::path(path).parent_path());
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    f << j.dump(2) << '\n';
-    if (!f) throw Error(fmt::format("cannot write '{}'", path));
-  }
-  fs::rename(tmp, path);
+  write_file_atomically(path, j.dump(2) + '\n');
 }
 
 json run_json(const RunOutput& r, const TaskData& t) {
@@ -290,9 +295,7 @@ int cmd_select(const Settings& s) {
           fmt::format("'{}': importance.{} is not a list of numbers", s.importance, t));
     }
     r.importance[t] = g;
-    lora::SelectionConfig st = sc;  // as select_per_target: each target its own random draw
-    st.seed = lora::target_seed(sc.seed, t);
-    r.selected[t] = as_input(s.importance, [&] { return lora::select_layers(g, st); });
+    r.selected[t] = as_input(s.importance, [&] { return lora::select_target_layers(g, sc, t); });
     out[t] = std::vector<bool>(r.selected[t].begin(), r.selected[t].end());
   }
   std::printf("selection (%s, T = %g):\n", s.select.c_str(), s.threshold);

@@ -5,8 +5,6 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 
 #include "apps/loradrop/app.h"
 #include "core/profiler.h"
@@ -23,22 +21,16 @@ const char* kExitCodes =
 // Where --profile writes profile.json (empty: not asked for); set once the settings are known.
 std::string g_profile_json;
 
-// profile.json next to the run's outputs, written atomically (temp file, rename).
-void write_profile_json(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::create_directories(fs::path(path).parent_path(), ec);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    f << ld::Profiler::json();
-    if (!f) {
-      std::fprintf(stderr, "loradrop: warning: cannot write '%s'\n", path.c_str());
-      return;
-    }
+// profile.json next to the run's outputs, written atomically (temp file, rename); a failure is
+// a warning (the run itself succeeded).
+bool write_profile_json(const std::string& path) {
+  try {
+    ld::app::write_file_atomically(path, ld::Profiler::json());
+    return true;
+  } catch (const std::exception&) {
+    std::fprintf(stderr, "loradrop: warning: cannot write '%s'\n", path.c_str());
+    return false;
   }
-  fs::rename(tmp, path, ec);
-  if (ec) std::fprintf(stderr, "loradrop: warning: cannot write '%s'\n", path.c_str());
 }
 
 std::string dashed(std::string k) {
@@ -70,8 +62,8 @@ int main(int argc, char** argv) {
   if (ld::Profiler::enabled()) {
     std::fprintf(stderr, "%s\n", ld::Profiler::table().c_str());
     if (rc == ld::app::kOk && !g_profile_json.empty()) {
-      write_profile_json(g_profile_json);
-      std::fprintf(stderr, "wrote %s\n", g_profile_json.c_str());
+      if (write_profile_json(g_profile_json))
+        std::fprintf(stderr, "wrote %s\n", g_profile_json.c_str());
     }
   }
   return rc;

@@ -29,22 +29,31 @@ const char* vec_isa_name(VecIsa isa) {
   return "scalar";
 }
 
+bool vec_isa_supported(VecIsa isa) {
+#ifdef LD_VEC_SLEEF
+  if (isa == VecIsa::AVX2) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }
+  return true;
+#else
+  return isa == VecIsa::Scalar;
+#endif
+}
+
 VecIsa vec_isa() {
   static const VecIsa isa = [] {
-#ifdef LD_VEC_SLEEF
+    if (!vec_isa_supported(VecIsa::SSE2)) return VecIsa::Scalar;  // no vector paths built
     const char* env = std::getenv("LD_CPU_SIMD");
     const std::string want = env ? env : "";
     LD_CHECK(want.empty() || want == "avx2" || want == "sse2" || want == "scalar",
              "LD_CPU_SIMD='{}': expected avx2, sse2 or scalar", want);
-    if (want == "scalar") return VecIsa::Scalar;
-    if (want == "sse2") return VecIsa::SSE2;
-    __builtin_cpu_init();
-    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    LD_CHECK(want != "avx2" || avx2, "LD_CPU_SIMD=avx2, but this CPU lacks AVX2/FMA");
-    return avx2 ? VecIsa::AVX2 : VecIsa::SSE2;
-#else
-    return VecIsa::Scalar;
-#endif
+    for (VecIsa i : {VecIsa::AVX2, VecIsa::SSE2, VecIsa::Scalar})
+      if (want == vec_isa_name(i)) {
+        LD_CHECK(vec_isa_supported(i), "LD_CPU_SIMD={}, but this build or CPU lacks it", want);
+        return i;
+      }
+    return vec_isa_supported(VecIsa::AVX2) ? VecIsa::AVX2 : VecIsa::SSE2;
   }();
   return isa;
 }
@@ -67,43 +76,38 @@ void gelu_grad_scalar(const float* x, const float* g, float* dx, int64_t n) {
 constexpr float kInvSqrt2 = static_cast<float>(0.7071067811865476);
 constexpr float kInvSqrt2Pi = static_cast<float>(0.3989422804014327);
 
-// f(lanes of x, lanes of g) over n elements, W at a time; the tail through a zero-padded vector.
-template <int W, class V, class Load, class Store, class F>
-inline void map_lanes(const float* x, const float* g, float* y, int64_t n, Load load, Store store,
-                      F f) {
+// f(lanes of x, lanes of g) over n elements, 4 at a time; the tail through a zero-padded vector
+// (vec_math_avx2.cpp's map8 is the same for 8 lanes).
+template <class F>
+void map4(const float* x, const float* g, float* y, int64_t n, F f) {
   int64_t i = 0;
-  for (; i + W <= n; i += W) store(y + i, f(load(x + i), g ? load(g + i) : load(x + i)));
+  for (; i + 4 <= n; i += 4)
+    _mm_storeu_ps(y + i, f(_mm_loadu_ps(x + i), _mm_loadu_ps(g ? g + i : x + i)));
   if (i < n) {
-    alignas(32) float xb[W] = {}, gb[W] = {}, yb[W];
+    alignas(16) float xb[4] = {}, gb[4] = {}, yb[4];
     std::memcpy(xb, x + i, sizeof(float) * static_cast<size_t>(n - i));
     if (g) std::memcpy(gb, g + i, sizeof(float) * static_cast<size_t>(n - i));
-    store(yb, f(load(xb), load(gb)));
+    _mm_store_ps(yb, f(_mm_load_ps(xb), _mm_load_ps(gb)));
     std::memcpy(y + i, yb, sizeof(float) * static_cast<size_t>(n - i));
   }
 }
 
 void gelu_sse2(const float* x, float* y, int64_t n) {
   const __m128 half = _mm_set1_ps(0.5f), one = _mm_set1_ps(1.0f), k = _mm_set1_ps(kInvSqrt2);
-  map_lanes<4, __m128>(
-      x, nullptr, y, n, [](const float* p) { return _mm_loadu_ps(p); },
-      [](float* p, __m128 v) { _mm_storeu_ps(p, v); },
-      [&](__m128 v, __m128) {
-        const __m128 e = Sleef_erff4_u10sse2(_mm_mul_ps(v, k));
-        return _mm_mul_ps(_mm_mul_ps(half, v), _mm_add_ps(one, e));
-      });
+  map4(x, nullptr, y, n, [&](__m128 v, __m128) {
+    const __m128 e = Sleef_erff4_u10sse2(_mm_mul_ps(v, k));
+    return _mm_mul_ps(_mm_mul_ps(half, v), _mm_add_ps(one, e));
+  });
 }
 
 void gelu_grad_sse2(const float* x, const float* g, float* dx, int64_t n) {
   const __m128 half = _mm_set1_ps(0.5f), mhalf = _mm_set1_ps(-0.5f), one = _mm_set1_ps(1.0f),
                k = _mm_set1_ps(kInvSqrt2), c = _mm_set1_ps(kInvSqrt2Pi);
-  map_lanes<4, __m128>(
-      x, g, dx, n, [](const float* p) { return _mm_loadu_ps(p); },
-      [](float* p, __m128 v) { _mm_storeu_ps(p, v); },
-      [&](__m128 a, __m128 b) {
-        const __m128 cdf = _mm_mul_ps(half, _mm_add_ps(one, Sleef_erff4_u10sse2(_mm_mul_ps(a, k))));
-        const __m128 pdf = _mm_mul_ps(c, Sleef_expf4_u10sse2(_mm_mul_ps(_mm_mul_ps(mhalf, a), a)));
-        return _mm_mul_ps(b, _mm_add_ps(cdf, _mm_mul_ps(a, pdf)));
-      });
+  map4(x, g, dx, n, [&](__m128 a, __m128 b) {
+    const __m128 cdf = _mm_mul_ps(half, _mm_add_ps(one, Sleef_erff4_u10sse2(_mm_mul_ps(a, k))));
+    const __m128 pdf = _mm_mul_ps(c, Sleef_expf4_u10sse2(_mm_mul_ps(_mm_mul_ps(mhalf, a), a)));
+    return _mm_mul_ps(b, _mm_add_ps(cdf, _mm_mul_ps(a, pdf)));
+  });
 }
 
 void exp_shifted_sse2(double* v, int64_t n, double m) {

@@ -7,13 +7,23 @@
 // architectures use the scalar libm formula.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace ld::cpu {
 
 enum class VecIsa { Scalar, SSE2, AVX2 };
 
-// The instruction set the kernels below use: AVX2 when the CPU has AVX2 and FMA, unless
-// LD_CPU_SIMD=sse2 (or scalar); read once.
+// Whether this build and CPU can run `isa` (AVX2 needs AVX2 and FMA).
+bool vec_isa_supported(VecIsa isa);
+// Every instruction set this build and CPU can run, scalar first (for tests that try each).
+inline std::vector<VecIsa> supported_vec_isas() {
+  std::vector<VecIsa> out;
+  for (VecIsa i : {VecIsa::Scalar, VecIsa::SSE2, VecIsa::AVX2})
+    if (vec_isa_supported(i)) out.push_back(i);
+  return out;
+}
+// The instruction set the kernels below use: AVX2 when supported, unless LD_CPU_SIMD=sse2 (or
+// scalar); read once.
 VecIsa vec_isa();
 const char* vec_isa_name(VecIsa isa);
 

@@ -270,11 +270,8 @@ TEST(GeluF32Vectorised, AccurateLikeLibmAndLayoutIndependent) {
   const auto n = static_cast<int64_t>(x.size());
   std::vector<float> g(x.size());
   for (size_t i = 0; i < x.size(); ++i) g[i] = 1.0f - 0.25f * static_cast<float>(i % 7);
-  std::vector<cpu::VecIsa> isas = {cpu::VecIsa::Scalar, cpu::VecIsa::SSE2};
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    isas.push_back(cpu::VecIsa::AVX2);
-  else
+  const std::vector<cpu::VecIsa> isas = cpu::supported_vec_isas();
+  if (!cpu::vec_isa_supported(cpu::VecIsa::AVX2))
     std::printf("GeluF32Vectorised: no AVX2/FMA on this CPU, its path is not tested\n");
   double worst_libm = 0;
   for (cpu::VecIsa isa : isas) {
@@ -344,10 +341,7 @@ TEST(ExpShiftedF64, MatchesLibmOnEveryPath) {
   base.push_back(-INFINITY);
   base.push_back(NAN);
   const double m = 3.25;
-  std::vector<cpu::VecIsa> isas = {cpu::VecIsa::Scalar, cpu::VecIsa::SSE2};
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    isas.push_back(cpu::VecIsa::AVX2);
+  const std::vector<cpu::VecIsa> isas = cpu::supported_vec_isas();
   for (cpu::VecIsa isa : isas) {
     SCOPED_TRACE(cpu::vec_isa_name(isa));
     for (int64_t len : {int64_t(1), int64_t(3), int64_t(5), static_cast<int64_t>(base.size())}) {

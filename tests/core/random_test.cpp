@@ -206,10 +206,7 @@ TEST(Random, KaimingUniformFanInAndGain) {
 // philox_fill (the CPU dropout's words): every instruction set gives core/philox.h's words, for
 // block ranges of any length and start (the counter's low word wrapping into the high one too).
 TEST(PhiloxFill, SameWordsOnEveryPath) {
-  std::vector<cpu::VecIsa> isas = {cpu::VecIsa::Scalar, cpu::VecIsa::SSE2};
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    isas.push_back(cpu::VecIsa::AVX2);
+  const std::vector<cpu::VecIsa> isas = cpu::supported_vec_isas();
   for (uint64_t first :
        {uint64_t(0), uint64_t(5), (uint64_t(1) << 32) - 3, uint64_t(0x123456789ab)})
     for (int64_t nb : {1, 7, 8, 9, 16, 37})

@@ -17,11 +17,7 @@ namespace fs = std::filesystem;
 using lora::AdapterConfig;
 using lora::AdapterSet;
 
-std::string tmp_dir(const std::string& tag) {
-  fs::path p = fs::temp_directory_path() / ("ld_store_" + tag + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  return p.string();
-}
+std::string tmp_dir(const std::string& tag) { return test::fresh_temp_dir("ld_store", tag); }
 
 void randomise_all(AdapterSet& set, uint64_t seed) {
   NoGradGuard ng;

@@ -21,11 +21,7 @@ namespace fs = std::filesystem;
 using lora::AdapterConfig;
 using lora::AdapterSet;
 
-std::string tmp_dir(const std::string& tag) {
-  fs::path p = fs::temp_directory_path() / ("ld_peft_" + tag + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  return p.string();
-}
+std::string tmp_dir(const std::string& tag) { return test::fresh_temp_dir("ld_peft", tag); }
 
 nlohmann::json read_json(const std::string& path) {
   std::ifstream in(path);

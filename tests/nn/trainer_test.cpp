@@ -46,13 +46,7 @@ nn::DataSource data() {
   return d;
 }
 
-std::string tmpdir(const std::string& name) {
-  std::string d =
-      (fs::temp_directory_path() / ("ld_trainer_" + name + "_" + std::to_string(::getpid())))
-          .string();
-  fs::remove_all(d);
-  return d;
-}
+std::string tmpdir(const std::string& name) { return test::fresh_temp_dir("ld_trainer", name); }
 
 nn::TrainerOptions opts(const std::string& dir) {
   nn::TrainerOptions o;
